@@ -1,0 +1,104 @@
+"""Structured configs (dataclasses registered in Hydra's ConfigStore) and their validation.
+
+Each config group has its own module (model.py, hardware.py, ...). Hydra checks types and
+unknown keys against these dataclasses; `validate()` checks values and raises
+:class:`ConfigError` naming the offending field.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+from cosim.config.compute import ComputeConfig
+from cosim.config.deployment import DeploymentConfig
+from cosim.config.errors import ConfigError
+from cosim.config.hardware import HardwareConfig
+from cosim.config.model import ModelConfig
+from cosim.config.network import NetworkConfig
+from cosim.config.slo import SLOConfig
+from cosim.config.topology import TopologyConfig
+from cosim.config.workload import WorkloadConfig
+
+__all__ = [
+    "ComputeConfig",
+    "Config",
+    "ConfigError",
+    "DeploymentConfig",
+    "HardwareConfig",
+    "ModelConfig",
+    "NetworkConfig",
+    "SLOConfig",
+    "TopologyConfig",
+    "WorkloadConfig",
+    "register_configs",
+    "to_object",
+    "validate",
+]
+
+
+@dataclass
+class OutputConfig:
+    """What a run writes into its Hydra run directory."""
+
+    write_parquet: bool = True
+    progress: bool = True  # rich progress bar on long runs
+    timeline_iterations: list[int] = field(default_factory=lambda: [0, 3])  # [first, last)
+
+
+@dataclass
+class Config:
+    """Root config of the `cosim` app (hydra_configs/config.yaml)."""
+
+    model: ModelConfig = MISSING
+    hardware: HardwareConfig = MISSING
+    topology: TopologyConfig = MISSING
+    deployment: DeploymentConfig = MISSING
+    workload: WorkloadConfig = MISSING
+    network: NetworkConfig = MISSING
+    slo: SLOConfig = MISSING
+    compute: ComputeConfig = field(default_factory=ComputeConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+    seed: int = 0
+
+
+_registered = False
+
+
+def register_configs() -> None:
+    """Register the schemas with Hydra's ConfigStore (idempotent)."""
+    global _registered
+    if _registered:
+        return
+    cs = ConfigStore.instance()
+    cs.store(name="cosim_schema", node=Config)
+    from cosim.config import apps  # noqa: F401  (registers the inspection apps' schemas)
+
+    apps.register(cs)
+    try:  # topologies live in topologies/*.yaml and register themselves into group `topology`
+        from cosim.network.topology import register_topologies
+    except ImportError:  # pragma: no cover - during bootstrap of the package
+        pass
+    else:
+        register_topologies(cs)
+    _registered = True
+
+
+def to_object(cfg: DictConfig | Config) -> Any:
+    """Turn a composed DictConfig into its dataclass instance (a no-op for dataclasses)."""
+    if isinstance(cfg, DictConfig):
+        return OmegaConf.to_object(cfg)
+    return cfg
+
+
+def validate(cfg: Any) -> None:
+    """Check values of every group that has a `validate` method; raise ConfigError naming the field."""
+    for name in ("model", "hardware", "topology", "deployment", "workload", "network", "slo",
+                 "compute"):
+        node = getattr(cfg, name, None)
+        check = getattr(node, "validate", None)
+        if check is not None:
+            check(prefix=name)

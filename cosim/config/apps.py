@@ -1,0 +1,30 @@
+"""Schemas of the inspection apps (cosim-info, cosim-estimate, cosim-microbench)."""
+
+from __future__ import annotations
+
+from hydra.core.config_store import ConfigStore
+
+_APPS: list[tuple[str, type]] = []
+
+
+def app_schema(name: str):
+    """Class decorator: register a dataclass as the schema `name` of an app's root config."""
+
+    def deco(cls: type) -> type:
+        _APPS.append((name, cls))
+        return cls
+
+    return deco
+
+
+def register(cs: ConfigStore) -> None:
+    # Import the modules that declare app schemas so their decorators run.
+    import importlib
+
+    for mod in ("cosim.inspect_apps", "cosim.network.microbench"):
+        try:
+            importlib.import_module(mod)
+        except ImportError:
+            pass
+    for name, cls in _APPS:
+        cs.store(name=name, node=cls)

@@ -1,0 +1,1 @@
+"""Model architecture specs (from Hugging Face config.json) and forward-pass operators."""
