@@ -21,7 +21,7 @@ def register(cs: ConfigStore) -> None:
     # Import the modules that declare app schemas so their decorators run.
     import importlib
 
-    for mod in ("cosim.inspect_apps", "cosim.network.microbench"):
+    for mod in ("cosim.apps.info", "cosim.apps.estimate", "cosim.network.microbench"):
         try:
             importlib.import_module(mod)
         except ImportError:

@@ -57,4 +57,5 @@ class Operator:
     flops: float  # per invocation, per GPU
     bytes: float  # HBM bytes read + written per invocation, per GPU
     count: int = 1  # invocations per forward pass (e.g. the number of layers of this type)
+    stage: str = "other"  # attention | ffn | other (embedding, lm_head): AFD places stages on GPU groups
     parts: list[Operator] = field(default_factory=list)  # for *_module kinds

@@ -1,0 +1,1 @@
+"""Hydra apps' task functions (one module per console script)."""

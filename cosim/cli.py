@@ -1,0 +1,50 @@
+"""Console entry points. Each is a Hydra app over hydra_configs/; the work lives elsewhere."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+from omegaconf import DictConfig
+
+
+def _run_hydra(task: Callable[[DictConfig], object], config_name: str) -> None:
+    import hydra
+
+    from cosim.config import register_configs
+    from cosim.paths import hydra_config_dir
+
+    register_configs()
+    hydra.main(config_path=hydra_config_dir(), config_name=config_name, version_base="1.3")(task)()
+
+
+def main() -> None:
+    """`cosim`: run one serving simulation (or a multirun sweep with -m)."""
+    from cosim.apps.run import run_task
+
+    _run_hydra(run_task, "config")
+
+
+def info_main() -> None:
+    """`cosim-info model=<m> [hardware=<h>]`: model and GPU facts as JSON."""
+    from cosim.apps.info import info_task
+
+    _run_hydra(info_task, "info")
+
+
+def estimate_main() -> None:
+    """`cosim-estimate ...`: per-operator latency of one forward pass as JSON."""
+    from cosim.apps.estimate import estimate_task
+
+    _run_hydra(estimate_task, "estimate")
+
+
+def microbench_main() -> None:
+    """`cosim-microbench ...`: time one communication pattern on a backend, JSON out."""
+    from cosim.network.microbench import microbench_task
+
+    _run_hydra(microbench_task, "microbench")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
