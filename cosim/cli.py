@@ -15,7 +15,20 @@ def _run_hydra(task: Callable[[DictConfig], object], config_name: str) -> None:
     from cosim.paths import hydra_config_dir
 
     register_configs()
-    hydra.main(config_path=hydra_config_dir(), config_name=config_name, version_base="1.3")(task)()
+
+    def guarded(cfg: DictConfig) -> object:
+        # A bad value is the user's to fix: one line naming the field, no traceback.
+        from cosim.config import ConfigError
+
+        try:
+            return task(cfg)
+        except ConfigError as exc:
+            print(f"cosim: configuration error: {exc}", file=sys.stderr)
+            raise SystemExit(2) from None
+
+    guarded.__name__ = getattr(task, "__name__", "task")
+    guarded.__module__ = getattr(task, "__module__", __name__)
+    hydra.main(config_path=hydra_config_dir(), config_name=config_name, version_base="1.3")(guarded)()
 
 
 def main() -> None:
