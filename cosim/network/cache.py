@@ -1,0 +1,192 @@
+"""Result cache in front of any network backend: sqlite on disk (shared by a sweep's
+processes), an in-memory LRU in front of it.
+
+Key = graph digest + backend variant (name, transport, fidelity knobs) + flow-batch
+signature. The signature is a hash of the batch in a canonical order (sorted by start, src,
+dst, size), so the same flows listed in another order hit the same entry. Flow sizes are
+rounded UP to a geometric grid (bucket_sizes) before keying and before the backend runs,
+so batches that differ by a few tokens share one result and the returned finish times are
+those of the rounded-up batch: conservative. `exact` keys on exact sizes instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import sqlite3
+import time
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+
+from cosim.network.flows import FlowBatch, FlowResult
+
+SCHEMA_VERSION = 1
+
+
+def bucket_sizes(size: np.ndarray, grid_percent: float) -> np.ndarray:
+    """Round each size up to the grid ceil((1 + grid_percent/100)^k) bytes (int64, >= size)."""
+    size = np.asarray(size, dtype=np.int64)
+    if size.size == 0:
+        return size.copy()
+    base = 1.0 + grid_percent / 100.0
+    # Smallest k with ceil(base^k) >= size: start a step below the float estimate and
+    # climb, so that grid points map to themselves despite rounding.
+    k = np.maximum(np.floor(np.log(np.maximum(size, 1)) / math.log(base)) - 1, 0)
+    out = np.ceil(base ** k).astype(np.int64)
+    low = out < size
+    while low.any():
+        k[low] += 1
+        out[low] = np.ceil(base ** k[low]).astype(np.int64)
+        low = out < size
+    return out
+
+
+def _canonical_order(flows: FlowBatch) -> np.ndarray:
+    return np.lexsort((flows.size, flows.dst, flows.src, flows.start))
+
+
+def batch_signature(flows: FlowBatch, order: np.ndarray | None = None) -> str:
+    """Hash of (start, src, dst, size) of every flow in canonical order (tags excluded)."""
+    if order is None:
+        order = _canonical_order(flows)
+    h = hashlib.sha256()
+    h.update(np.int64(len(flows)).tobytes())
+    for a, dt in ((flows.start, "<f8"), (flows.src, "<i4"), (flows.dst, "<i4"),
+                  (flows.size, "<i8")):
+        h.update(np.ascontiguousarray(a[order], dtype=dt).tobytes())
+    return h.hexdigest()
+
+
+class ResultCache:
+    """sqlite (WAL) + LRU store of finish-time arrays keyed by strings."""
+
+    def __init__(self, path: str | Path | None = None, memory_entries: int = 4096):
+        if path is None:
+            from cosim.paths import cache_dir
+
+            path = cache_dir() / "network.sqlite"
+        self.path = Path(path)
+        self.memory_entries = int(memory_entries)
+        self._lru: OrderedDict[str, tuple[bytes, str]] = OrderedDict()
+        self._conn: sqlite3.Connection | None = None
+        self._pid = -1
+        self.hits_memory = 0
+        self.hits_disk = 0
+        self.misses = 0
+
+    def _db(self) -> sqlite3.Connection:
+        # A connection must not cross fork(): reopen in a child process of a sweep.
+        if self._conn is None or self._pid != os.getpid():
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("CREATE TABLE IF NOT EXISTS results (key TEXT PRIMARY KEY, "
+                         "finish BLOB NOT NULL, stats TEXT NOT NULL, created REAL NOT NULL)")
+            self._conn, self._pid = conn, os.getpid()
+        return self._conn
+
+    def get(self, key: str) -> tuple[np.ndarray, str] | None:
+        """(finish array, stats JSON) stored under key, or None."""
+        item = self._lru.get(key)
+        if item is not None:
+            self._lru.move_to_end(key)
+            self.hits_memory += 1
+            return np.frombuffer(item[0], dtype="<f8").copy(), item[1]
+        row = self._db().execute("SELECT finish, stats FROM results WHERE key = ?",
+                                 (key,)).fetchone()
+        if row is None:
+            self.misses += 1
+            return None
+        self.hits_disk += 1
+        self._remember(key, bytes(row[0]), row[1])
+        return np.frombuffer(row[0], dtype="<f8").copy(), row[1]
+
+    def put(self, key: str, finish: np.ndarray, stats_json: str) -> None:
+        blob = np.ascontiguousarray(finish, dtype="<f8").tobytes()
+        # OR IGNORE: a concurrent run that computed the same batch keeps its (equal) entry.
+        self._db().execute("INSERT OR IGNORE INTO results VALUES (?, ?, ?, ?)",
+                           (key, blob, stats_json, time.time()))
+        self._remember(key, blob, stats_json)
+
+    def _remember(self, key: str, blob: bytes, stats_json: str) -> None:
+        if self.memory_entries <= 0:
+            return
+        self._lru[key] = (blob, stats_json)
+        self._lru.move_to_end(key)
+        while len(self._lru) > self.memory_entries:
+            self._lru.popitem(last=False)
+
+    def stats(self) -> dict:
+        """Hit/miss counters of this process (for summary.json)."""
+        hits = self.hits_memory + self.hits_disk
+        total = hits + self.misses
+        return {"hits": hits, "hits_memory": self.hits_memory, "hits_disk": self.hits_disk,
+                "misses": self.misses, "hit_rate": hits / total if total else 0.0,
+                "path": str(self.path)}
+
+    def close(self) -> None:
+        if self._conn is not None and self._pid == os.getpid():
+            self._conn.close()
+        self._conn = None
+
+
+class CachedBackend:
+    """A NetworkBackend that answers from a ResultCache and asks `inner` on a miss."""
+
+    def __init__(self, inner, cache: ResultCache, graph_digest: str, variant: str,
+                 grid_percent: float = 2.0, exact: bool = False):
+        self.inner = inner
+        self.name = inner.name
+        self.cache = cache
+        self.grid_percent = float(grid_percent)
+        self.exact = bool(exact)
+        grid = "exact" if self.exact else f"grid{self.grid_percent:g}%"
+        self._prefix = f"v{SCHEMA_VERSION}|{graph_digest}|{variant}|{grid}|"
+
+    def simulate(self, flows: FlowBatch) -> FlowResult:
+        """Finish times of `flows` (of their sizes rounded up to the grid unless exact)."""
+        import json
+
+        t0 = time.perf_counter()
+        sized = flows if self.exact else FlowBatch(
+            src=flows.src, dst=flows.dst, size=bucket_sizes(flows.size, self.grid_percent),
+            start=flows.start, tag=flows.tag)
+        order = _canonical_order(sized)
+        key = self._prefix + batch_signature(sized, order)
+        grid_info = {"cache_grid_percent": None if self.exact else self.grid_percent}
+        found = self.cache.get(key)
+        if found is not None:
+            canon, stats_json = found
+            finish = np.empty_like(canon)
+            finish[order] = canon
+            stats = dict(json.loads(stats_json), cache_hit=True, **grid_info,
+                         wall_s=time.perf_counter() - t0)
+            return FlowResult(finish=finish, stats=stats)
+        result = self.inner.simulate(sized)
+        finish = np.asarray(result.finish, dtype=np.float64)
+        self.cache.put(key, finish[order], json.dumps(_jsonable(result.stats)))
+        stats = dict(result.stats, cache_hit=False, **grid_info)
+        return FlowResult(finish=finish, stats=stats)
+
+    def stats(self) -> dict:
+        return dict(self.cache.stats(), grid_percent=None if self.exact else self.grid_percent)
+
+    def close(self) -> None:
+        self.inner.close()
+        self.cache.close()
+
+
+def _jsonable(stats: dict) -> dict:
+    out = {}
+    for k, v in stats.items():
+        if isinstance(v, (np.integer,)):
+            v = int(v)
+        elif isinstance(v, (np.floating,)):
+            v = float(v)
+        if isinstance(v, (str, int, float, bool)) or v is None:
+            out[k] = v
+    return out

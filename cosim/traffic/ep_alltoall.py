@@ -1,0 +1,152 @@
+"""Expert-parallel all-to-all of a MoE layer: dispatch (tokens to their experts' GPUs) and
+combine (expert outputs back), as flows.
+
+Send modes (`mode`):
+- "expert": flat, one copy per (token, chosen expert) not on the token's GPU.
+- "gpu": one copy per (token, destination GPU) - DeepEP intranode / low-latency style.
+- "node": DeepEP normal internode style. A token goes once per destination *node* over
+  RDMA, to the GPU of the source's rail (same local rank) on that node, which forwards it
+  over NVLink to each expert GPU there that needs it; destinations on the token's own node
+  get it directly over NVLink. Combine is the mirror: expert GPUs send their outputs to the
+  rail peer over NVLink, which reduces them and sends one copy back over RDMA.
+
+Pipelining assumption ("node" mode): DeepEP forwards in chunks as they arrive, so forward
+flows are emitted with the same start time as the RDMA flows and run concurrently; the
+flow model does not make a forward wait for its RDMA input. The completion time is thus a
+bandwidth bound (max over link classes) rather than RDMA time + forward time.
+
+Bytes per token follow the dtype of the direction: FP8 dispatch carries per-128-channel FP32
+scales (DeepEP's fine-grained FP8: hidden + hidden/128 * 4 bytes), BF16 carries 2 * hidden.
+Routing metadata (top-k ids and weights, < 1 % of a 7168-wide FP8 token) is not counted.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cosim.dtypes import DType, dtype_bytes
+from cosim.network.flows import FlowBatch
+from cosim.traffic.expert_routing import route_tokens
+from cosim.traffic.tags import FlowTag
+
+MODES = ("expert", "gpu", "node")
+FP8_SCALE_BLOCK = 128  # channels per FP32 scale in DeepSeek-V3 / DeepEP FP8 activations
+
+
+def token_bytes(hidden: int, dtype: DType | str) -> int:
+    """Bytes one token's activation occupies on the wire in `dtype` (scales included)."""
+    dt = DType(dtype)
+    if dt == DType.fp8:
+        return int(hidden + -(-hidden // FP8_SCALE_BLOCK) * 4)
+    return int(np.ceil(hidden * dtype_bytes(dt)))
+
+
+def expert_placement(num_experts: int, ep_gpus: np.ndarray) -> np.ndarray:
+    """Global GPU of each expert: experts split evenly and contiguously over ep_gpus."""
+    ep_gpus = np.asarray(ep_gpus, dtype=np.int64)
+    if num_experts % ep_gpus.size:
+        raise ValueError(f"num_experts={num_experts} is not a multiple of the EP size "
+                         f"{ep_gpus.size}")
+    return np.repeat(ep_gpus, num_experts // ep_gpus.size)
+
+
+def _aggregate(src: np.ndarray, dst: np.ndarray, kind: int, num_gpus: int):
+    """Count equal (src, dst) pairs: returns (src, dst, tokens, kind) arrays."""
+    keep = src != dst
+    key = src[keep].astype(np.int64) * num_gpus + dst[keep]
+    uniq, count = np.unique(key, return_counts=True)
+    return uniq // num_gpus, uniq % num_gpus, count, np.full(uniq.size, kind)
+
+
+def _row_unique(a: np.ndarray) -> np.ndarray:
+    """Mask of the first occurrence of each value within each row of a 2-D int array."""
+    s = np.sort(a, axis=1)
+    first = np.ones_like(s, dtype=bool)
+    first[:, 1:] = s[:, 1:] != s[:, :-1]
+    return s, first
+
+
+def ep_token_counts(routing: np.ndarray, token_gpu: np.ndarray, expert_gpu: np.ndarray,
+                    gpus_per_node: int, mode: str = "node"):
+    """Tokens each (src GPU, dst GPU) pair carries in the dispatch.
+
+    routing: (tokens, topk) expert ids; token_gpu: (tokens,) global GPU holding each token;
+    expert_gpu: (num_experts,) global GPU of each expert. Returns arrays (src, dst, tokens,
+    tag) with tag EP_DIRECT, EP_RDMA or EP_FORWARD.
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    token_gpu = np.asarray(token_gpu, dtype=np.int64)
+    dg = np.asarray(expert_gpu, dtype=np.int64)[routing]  # (tokens, topk) destination GPUs
+    num_gpus = int(max(dg.max(initial=0), token_gpu.max(initial=0))) + 1
+    src = np.broadcast_to(token_gpu[:, None], dg.shape)
+    if mode == "expert":
+        parts = [_aggregate(src.ravel(), dg.ravel(), FlowTag.EP_DIRECT, num_gpus)]
+    else:
+        dgs, first = _row_unique(dg)  # one copy per destination GPU
+        if mode == "gpu":
+            parts = [_aggregate(src[first], dgs[first], FlowTag.EP_DIRECT, num_gpus)]
+        else:
+            g = gpus_per_node
+            src_node = token_gpu[:, None] // g
+            dn = dgs // g
+            local = (dn == src_node) & first
+            parts = [_aggregate(src[local], dgs[local], FlowTag.EP_DIRECT, num_gpus)]
+            # One RDMA copy per (token, remote node), to the rail peer on that node.
+            remote = dn != src_node
+            node_first = np.zeros_like(first)
+            node_first[:, 0] = True
+            node_first[:, 1:] = dn[:, 1:] != dn[:, :-1]  # dgs sorted => nodes sorted
+            rdma = remote & node_first
+            relay = dn * g + (np.broadcast_to(token_gpu[:, None], dn.shape) % g)
+            parts.append(_aggregate(src[rdma], relay[rdma], FlowTag.EP_RDMA, num_gpus))
+            fwd = remote & first
+            parts.append(_aggregate(relay[fwd], dgs[fwd], FlowTag.EP_FORWARD, num_gpus))
+    return tuple(np.concatenate([p[i] for p in parts]) for i in range(4))
+
+
+def ep_flows(tokens_per_gpu: int, hidden: int, topk: int, num_experts: int,
+             ep_gpus: np.ndarray, gpus_per_node: int, *, direction: str = "dispatch",
+             dtype: DType | str = DType.fp8, mode: str = "node", imbalance: float = 0.0,
+             seed: int = 0, num_groups: int = 1, topk_groups: int | None = None,
+             start_s: float = 0.0) -> FlowBatch:
+    """Flows of one EP dispatch or combine: every GPU in ep_gpus holds tokens_per_gpu tokens,
+    each routed to topk of num_experts experts placed evenly on ep_gpus.
+
+    direction "dispatch" sends tokens to experts; "combine" sends the results back along the
+    mirrored paths. dtype is the wire format of that direction (e.g. fp8 / bfloat16).
+    """
+    if direction not in ("dispatch", "combine"):
+        raise ValueError(f"direction must be dispatch or combine, got {direction!r}")
+    ep_gpus = np.asarray(ep_gpus, dtype=np.int64)
+    routing = route_tokens(tokens_per_gpu * ep_gpus.size, num_experts, topk,
+                           imbalance=imbalance, seed=seed, num_groups=num_groups,
+                           topk_groups=topk_groups)
+    token_gpu = np.repeat(ep_gpus, tokens_per_gpu)
+    src, dst, tokens, tag = ep_token_counts(routing, token_gpu,
+                                            expert_placement(num_experts, ep_gpus),
+                                            gpus_per_node, mode)
+    if direction == "combine":
+        src, dst = dst, src
+    size = tokens * token_bytes(hidden, dtype)
+    return FlowBatch.from_arrays(src, dst, size, np.full(src.size, float(start_s)), tag)
+
+
+def deepep_bytes_per_gpu(routing: np.ndarray, token_gpu: np.ndarray, expert_gpu: np.ndarray,
+                         gpus_per_node: int, bytes_per_token: int) -> tuple[float, float]:
+    """Bytes per GPU as DeepEP's benchmark counts them (tests/test_internode.py), for
+    comparing with its published GB/s: (RDMA send bytes, NVL receive bytes), means over GPUs.
+
+    DeepEP counts one RDMA token per (token, destination node) *including the token's own
+    node* (which never touches the NIC), and NVL bytes as all tokens a GPU receives
+    (including those it routes to itself).
+    """
+    token_gpu = np.asarray(token_gpu, dtype=np.int64)
+    dgs, first = _row_unique(np.asarray(expert_gpu, dtype=np.int64)[routing])
+    dn = dgs // gpus_per_node
+    node_first = np.ones_like(first)
+    node_first[:, 1:] = dn[:, 1:] != dn[:, :-1]
+    gpus = np.unique(token_gpu)
+    rdma = np.bincount(token_gpu, weights=node_first.sum(axis=1))[gpus]
+    recv = np.bincount(dgs[first], minlength=int(gpus.max()) + 1)[gpus]
+    return float(rdma.mean() * bytes_per_token), float(recv.mean() * bytes_per_token)
