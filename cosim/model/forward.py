@@ -224,6 +224,8 @@ class _Builder:
         parts.append(self.gemm("attn.o_proj", T, h, heads * vd, wd, STAGE_ATTENTION))
 
         mod_dims = {k: v for k, v in core_dims.items() if k not in ("absorbed", "sparse_topk")}
+        # The module tables were measured at one model geometry: let the predictor check it.
+        mod_dims.update(hidden=h, q_lora_rank=a.q_lora_rank)
         mod_dims["gemm_dtype"] = self.p.gemm_dtype(wd)
         mod_dims["model"] = self.s.hf_repo or self.s.name
         if dsa:
