@@ -1,0 +1,48 @@
+"""Ns3Backend failure paths that need no ns-3: missing wheel, unreachable server, bad config."""
+
+from __future__ import annotations
+
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from ns3_graphs import star  # noqa: E402
+
+from cosim.network.flows import FlowBatch  # noqa: E402
+from cosim.network.ns3 import client, loader  # noqa: E402
+
+
+def test_without_the_wheel_the_error_says_what_to_do(monkeypatch):
+    real = client.importlib.util.find_spec
+    monkeypatch.setattr(client.importlib.util, "find_spec",
+                        lambda name, *a: None if name == "ns3" else real(name, *a))
+    with client.Ns3Backend(star(2)) as b, pytest.raises(client.Ns3Error) as e:
+        b.simulate(FlowBatch.from_arrays([0], [1], [100]))
+    assert "pip install 'cosim[ns3]'" in str(e.value)
+    assert "network.ns3.endpoints" in str(e.value)
+
+
+def test_loader_without_the_wheel_names_the_fix(monkeypatch):
+    monkeypatch.setattr(loader.importlib.util, "find_spec", lambda name, *a: None)
+    with pytest.raises(loader.Ns3NotAvailable, match="network.ns3.endpoints"):
+        loader.wheel_prefix()
+
+
+def test_unreachable_server_times_out_after_the_retries():
+    with socket.socket() as s:  # a port where nobody listens
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cfg = {"endpoints": [f"tcp://127.0.0.1:{port}"], "timeout_s": 0.2,
+           "start_timeout_s": 0.2, "retries": 1}
+    with client.Ns3Backend(star(2), cfg) as b, pytest.raises(client.Ns3Error, match="2 tries"):
+        b.simulate(FlowBatch.from_arrays([0], [1], [100]))
+
+
+@pytest.mark.parametrize("cfg, needle", [({"frame_bytes": 65536}, "frame_bytes"),
+                                         ({"transport": "udp"}, "transport")])
+def test_bad_settings_name_the_field(cfg, needle):
+    with pytest.raises(ValueError, match=needle):
+        client.Ns3Backend(star(2), cfg)
