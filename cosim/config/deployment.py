@@ -1,12 +1,157 @@
-"""Config group `deployment`: how GPUs are organised into serving instances."""
+"""Config group `deployment`: how GPUs are organised into serving instances.
+
+`kind` names a deployment registered in :mod:`cosim.serving.deployments` (chunked; pd, afd
+and pd_afd build on the same instances). Aggregated deployments use `replicas`, `layout`,
+`scheduler` and `router`; disaggregated ones describe each role (prefill, decode, attention,
+ffn) in `roles` and keep their own knobs in `options`. See docs/serving.md.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
-from omegaconf import MISSING
+from cosim.config.errors import require
+
+ROUTERS = ("round_robin", "least_loaded", "prefix_aware")
+DTYPES = ("bfloat16", "fp8", "fp4")
+
+
+@dataclass
+class LayoutConfig:
+    """Parallel layout of one instance (see cosim.model.layout.ParallelLayout)."""
+
+    tp: int = 1  # attention tensor parallel
+    dp: int = 1  # attention data parallel (DP attention)
+    ep: int = 1  # expert parallel
+    moe_tp: int = 1  # expert tensor parallel
+
+    def validate(self, prefix: str) -> None:
+        for name in ("tp", "dp", "ep", "moe_tp"):
+            v = getattr(self, name)
+            require(isinstance(v, int) and v >= 1, f"{prefix}.{name}",
+                    f"must be an integer >= 1, got {v!r}")
+
+    def to_layout(self):
+        from cosim.model.layout import ParallelLayout
+
+        return ParallelLayout(tp=self.tp, dp=self.dp, ep=self.ep, moe_tp=self.moe_tp)
+
+
+@dataclass
+class SchedulerConfig:
+    """Continuous batching with chunked prefill (one scheduler per instance)."""
+
+    # Tokens per iteration (decode tokens + prefill chunk tokens) per attention-DP rank;
+    # the instance's budget is this times layout.dp (each DP rank batches its own requests).
+    max_batched_tokens: int = 2048
+    max_running_requests: int = 64  # per attention-DP rank (prefilling + decoding)
+    chunked_prefill: bool = True  # False: a prompt is prefilled whole, in one iteration
+    kv_block_tokens: int = 64  # paged-KV block size (prefix reuse is per full block)
+    watermark: float = 0.01  # fraction of KV blocks kept free when admitting (vLLM's watermark)
+    # Decode cost lookups use the mean KV length on a grid of this many tokens and interpolate
+    # linearly between grid points (so memoised costs are reused); 0: exact lengths.
+    kv_len_grid_tokens: int = 256
+
+    def validate(self, prefix: str) -> None:
+        for name in ("max_batched_tokens", "max_running_requests", "kv_block_tokens"):
+            v = getattr(self, name)
+            require(isinstance(v, int) and v >= 1, f"{prefix}.{name}",
+                    f"must be an integer >= 1, got {v!r}")
+        require(0 <= self.watermark < 1, f"{prefix}.watermark",
+                f"must be in [0, 1), got {self.watermark}")
+        require(self.kv_len_grid_tokens >= 0, f"{prefix}.kv_len_grid_tokens",
+                f"must be >= 0, got {self.kv_len_grid_tokens}")
+
+
+@dataclass
+class MemoryConfig:
+    """Per-GPU memory plan: weights + activations + runtime reserve; KV cache gets the rest."""
+
+    gpu_memory_utilization: float = 0.90  # fraction of HBM the server may use (vLLM's default)
+    runtime_reserve_gb: float = 4.0  # CUDA context, NCCL/DeepEP buffers, CUDA graphs (GB, 1e9 B)
+    activation_tokens: int = 0  # peak tokens per forward pass per GPU; 0: max_batched_tokens
+
+    def validate(self, prefix: str) -> None:
+        require(0 < self.gpu_memory_utilization <= 1, f"{prefix}.gpu_memory_utilization",
+                f"must be in (0, 1], got {self.gpu_memory_utilization}")
+        require(self.runtime_reserve_gb >= 0, f"{prefix}.runtime_reserve_gb",
+                f"must be >= 0, got {self.runtime_reserve_gb}")
+        require(self.activation_tokens >= 0, f"{prefix}.activation_tokens",
+                f"must be >= 0, got {self.activation_tokens}")
+
+
+@dataclass
+class CommConfig:
+    """Communication inside an iteration (EP dispatch/combine, TP all-reduce)."""
+
+    # auto: the network group's backend (alpha_beta, analytical or ns3); none: free
+    # communication (compute-only studies and closed-form tests).
+    model: str = "auto"
+    dispatch_dtype: str = "fp8"  # DeepEP dispatches FP8 (block-scaled) activations
+    combine_dtype: str = "bfloat16"  # and combines in BF16 (DeepSeek-V3 report, sec. 3.2)
+    # Fixed cost of one collective phase (kernel launch + synchronisation) on top of the
+    # link latencies; NCCL/DeepEP small-message latencies are a few microseconds.
+    launch_us: float = 5.0
+    expert_imbalance: float = 0.0  # 0 = uniform expert load; see cosim.traffic
+    # Token counts are rounded up to a geometric grid of this step (percent) before a fabric
+    # simulation, so iterations that differ by a few tokens share one network result.
+    token_grid_percent: float = 2.0
+
+    def validate(self, prefix: str) -> None:
+        require(self.model in ("auto", "alpha_beta", "fabric", "none"), f"{prefix}.model",
+                f"unknown comm model {self.model!r}; use auto, alpha_beta, fabric or none")
+        for name in ("dispatch_dtype", "combine_dtype"):
+            v = getattr(self, name)
+            require(v in DTYPES, f"{prefix}.{name}", f"unknown dtype {v!r}; use one of {', '.join(DTYPES)}")
+        require(self.launch_us >= 0, f"{prefix}.launch_us", f"must be >= 0, got {self.launch_us}")
+        require(self.expert_imbalance >= 0, f"{prefix}.expert_imbalance",
+                f"must be >= 0, got {self.expert_imbalance}")
+        require(0 <= self.token_grid_percent <= 100, f"{prefix}.token_grid_percent",
+                f"must be in [0, 100], got {self.token_grid_percent}")
+
+
+@dataclass
+class RoleConfig:
+    """A pool of identical instances with one role in a disaggregated deployment."""
+
+    count: int = 1
+    layout: LayoutConfig = field(default_factory=LayoutConfig)
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+
+    def validate(self, prefix: str) -> None:
+        require(isinstance(self.count, int) and self.count >= 1, f"{prefix}.count",
+                f"must be an integer >= 1, got {self.count!r}")
+        self.layout.validate(f"{prefix}.layout")
+        self.scheduler.validate(f"{prefix}.scheduler")
 
 
 @dataclass
 class DeploymentConfig:
-    kind: str = MISSING  # chunked | pd | afd | pd_afd
+    kind: str = "chunked"  # chunked | pd | afd | pd_afd (cosim.serving.deployments registry)
+    replicas: int = 1  # aggregated instances
+    layout: LayoutConfig = field(default_factory=LayoutConfig)
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    router: str = "round_robin"  # round_robin | least_loaded | prefix_aware
+    memory: MemoryConfig = field(default_factory=MemoryConfig)
+    comm: CommConfig = field(default_factory=CommConfig)
+    # Disaggregated deployments: role name (prefill, decode, attention, ffn) -> its instances.
+    roles: dict[str, RoleConfig] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)  # deployment-specific knobs
+
+    def validate(self, prefix: str = "deployment") -> None:
+        from cosim.serving.deployments import known_deployments
+
+        kinds = known_deployments()
+        require(self.kind in kinds or "." in self.kind, f"{prefix}.kind",
+                f"unknown deployment {self.kind!r}; available: {', '.join(sorted(kinds))}")
+        require(isinstance(self.replicas, int) and self.replicas >= 1, f"{prefix}.replicas",
+                f"must be an integer >= 1, got {self.replicas!r}")
+        self.layout.validate(f"{prefix}.layout")
+        self.scheduler.validate(f"{prefix}.scheduler")
+        require(self.router in ROUTERS, f"{prefix}.router",
+                f"unknown router {self.router!r}; use one of {', '.join(ROUTERS)}")
+        self.memory.validate(f"{prefix}.memory")
+        self.comm.validate(f"{prefix}.comm")
+        for name, role in self.roles.items():
+            role.validate(f"{prefix}.roles.{name}")

@@ -1,0 +1,138 @@
+"""`cosim`: run one serving simulation and write its results into the Hydra run directory.
+
+Files (written to temporary names and renamed, so a failed run leaves none half-written):
+summary.json, requests.parquet, iterations.parquet. A short table goes to stdout; runs longer
+than a couple of seconds show a progress bar (rich) on stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig
+
+SUMMARY_ROWS = (
+    ("feasible", "feasible", "{}"),
+    ("num_gpus", "GPUs", "{}"),
+    ("requests_completed", "requests completed", "{}"),
+    ("simulated_s", "simulated time (s)", "{:.2f}"),
+    ("output_tok_s", "output tokens/s", "{:,.0f}"),
+    ("output_tok_s_per_gpu", "output tokens/s per GPU", "{:,.1f}"),
+    ("total_tok_s_per_gpu", "total tokens/s per GPU", "{:,.1f}"),
+    ("tok_s_per_user_mean", "tokens/s per user (mean)", "{:.1f}"),
+    ("ttft_ms_p50", "TTFT p50 (ms)", "{:.1f}"),
+    ("ttft_ms_p99", "TTFT p99 (ms)", "{:.1f}"),
+    ("tpot_ms_p50", "TPOT p50 (ms)", "{:.2f}"),
+    ("tpot_ms_p99", "TPOT p99 (ms)", "{:.2f}"),
+    ("slo_attainment", "SLO attainment", "{:.1%}"),
+    ("goodput_tok_s", "goodput (output tokens/s)", "{:,.0f}"),
+    ("prefix_hit_rate", "prefix hit rate", "{:.1%}"),
+    ("preemptions", "preemptions", "{}"),
+    ("sim_wall_s", "wall time (s)", "{:.2f}"),
+)
+
+
+class _Progress:
+    """A rich progress bar that appears only once a run has taken `delay_s` of wall time."""
+
+    def __init__(self, total: int, delay_s: float = 2.0):
+        self.total = total
+        self.t0 = time.perf_counter()
+        self.delay_s = delay_s
+        self.bar = None
+        self.task = None
+
+    def __call__(self, now: float, completed: int) -> None:
+        if self.bar is None:
+            if time.perf_counter() - self.t0 < self.delay_s:
+                return
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+            )
+
+            self.bar = Progress(TextColumn("simulating"), BarColumn(), MofNCompleteColumn(),
+                                TextColumn("requests, t_sim={task.fields[t]:.1f}s"),
+                                TimeElapsedColumn(), console=Console(stderr=True), transient=True)
+            self.bar.start()
+            self.task = self.bar.add_task("sim", total=self.total, t=0.0)
+        self.bar.update(self.task, completed=completed, t=now)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def write_outputs(out_dir: Path, summary: dict, requests: Any, iterations: Any,
+                  parquet: bool = True, artifacts: dict | None = None) -> list[Path]:
+    """Write the run's files atomically (temporary name in the same folder, then rename)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    staged: list[tuple[Path, Path]] = []
+    try:
+        def stage(name: str) -> Path:
+            fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=out_dir)
+            os.close(fd)
+            staged.append((Path(tmp), out_dir / name))
+            return Path(tmp)
+
+        if parquet:
+            requests.to_parquet(stage("requests.parquet"), index=False)
+            iterations.to_parquet(stage("iterations.parquet"), index=False)
+        for name, obj in (artifacts or {}).items():
+            stage(name).write_text(json.dumps(obj))
+        stage("summary.json").write_text(json.dumps(summary, indent=2, sort_keys=False) + "\n")
+        for tmp, final in staged:  # all written: now make them visible
+            os.replace(tmp, final)
+        return [final for _, final in staged]
+    except BaseException:
+        for tmp, _ in staged:
+            tmp.unlink(missing_ok=True)
+        raise
+
+
+def print_summary(summary: dict) -> None:
+    """A short table of the headline figures on stdout."""
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=f"cosim: {summary.get('model')} on {summary.get('hardware')}, "
+                    f"{summary.get('deployment_kind')}, workload {summary.get('workload')}",
+              show_header=False)
+    t.add_column("metric")
+    t.add_column("value", justify="right")
+    for key, label, fmt in SUMMARY_ROWS:
+        v = summary.get(key)
+        if v is None:
+            continue
+        t.add_row(label, fmt.format(v))
+    if not summary.get("feasible"):
+        t.add_row("infeasible", str(summary.get("infeasible_reason")))
+    Console().print(t)
+
+
+def run_task(cfg: DictConfig) -> dict:
+    """Task function of the `cosim` Hydra app: simulate `cfg`, write results, return the summary."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from cosim.serving.simulation import run_simulation
+
+    out_dir = Path(HydraConfig.get().runtime.output_dir)
+    prog = _Progress(int(cfg.workload.num_requests)) if cfg.output.progress else None
+    try:
+        out = run_simulation(cfg, progress=prog)
+    finally:
+        if prog is not None:
+            prog.close()
+    write_outputs(out_dir, out.summary, out.requests, out.iterations,
+                  bool(cfg.output.write_parquet), out.artifacts)
+    print_summary(out.summary)
+    return out.summary

@@ -1,0 +1,178 @@
+"""Per-request and system metrics of a serving run, and SLO checks (vectorised with numpy).
+
+Definitions (times in seconds inside, milliseconds in summary names ending in _ms):
+- TTFT = first_token - arrival (queueing + prefill + the first sampling step)
+- TPOT = (finish - first_token) / (output_tokens - 1): mean time per output token after the
+  first (undefined, NaN, for one-token outputs; such a request meets any TPOT objective)
+- E2E  = finish - arrival
+- simulated_s = last finish - first arrival; throughputs are tokens of completed requests
+  divided by it; per-GPU figures divide by the deployment's GPUs.
+- tok_s_per_user_mean = mean over requests of 1 / TPOT (a user's streaming speed)
+- slo_attainment = fraction of requests meeting TTFT <= slo.ttft and TPOT <= slo.tpot
+  (and E2E <= slo.e2e when set); goodput_tok_s = output tokens of those requests / simulated_s
+- prefix_hit_rate = prompt tokens served from the prefix cache / prompt tokens (first
+  admission of each request; recomputation after preemption is not counted as a hit)
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from cosim.workload.requests import RequestTable
+
+
+def requests_frame(table: RequestTable, state: Any, slo: Any, workload_name: str) -> pd.DataFrame:
+    """One row per request: lengths, timestamps, latencies and SLO verdicts."""
+    a = state.to_arrays()
+    arrival, first, finish = a["arrival_s"], a["first_token_s"], a["finish_s"]
+    out_tok = table.output_tokens
+    ttft = first - arrival
+    e2e = finish - arrival
+    with np.errstate(invalid="ignore", divide="ignore"):
+        tpot = np.where(out_tok > 1, (finish - first) / (out_tok - 1), np.nan)
+    ttft_slo = slo.ttft_ms_for(workload_name) / 1e3
+    tpot_slo = slo.tpot_ms / 1e3
+    done = np.isfinite(finish)
+    meets_ttft = done & (ttft <= ttft_slo)
+    meets_tpot = done & (np.isnan(tpot) | (tpot <= tpot_slo))
+    meets = meets_ttft & meets_tpot
+    if slo.e2e_ms is not None:
+        meets &= e2e <= slo.e2e_ms / 1e3
+    return pd.DataFrame({
+        "request_id": np.arange(len(table), dtype=np.int64),
+        "session": table.session,
+        "turn": table.turn,
+        "prefix_tokens": table.prefix_tokens,
+        "input_tokens": table.input_tokens,
+        "prompt_tokens": table.prompt_tokens,
+        "output_tokens": out_tok,
+        **a,
+        "ttft_s": ttft,
+        "tpot_s": tpot,
+        "e2e_s": e2e,
+        "queue_s": a["scheduled_s"] - arrival,
+        "meets_ttft": meets_ttft,
+        "meets_tpot": meets_tpot,
+        "meets_slo": meets,
+    })
+
+
+def iterations_frame(instances: list) -> pd.DataFrame:
+    """One row per iteration of every instance, in start-time order."""
+    from cosim.serving.instance import ITERATION_COLUMNS
+
+    if not instances:
+        return pd.DataFrame({c: [] for c in ("instance", *ITERATION_COLUMNS)})
+    parts = [inst.iteration_columns() for inst in instances]
+    cols = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    order = np.lexsort((cols["instance"], cols["start_s"]))
+    df = pd.DataFrame({k: v[order] for k, v in cols.items()})
+    return df[["instance", *ITERATION_COLUMNS]].reset_index(drop=True)
+
+
+def _pct(x: np.ndarray, q: float, scale: float = 1e3) -> float | None:
+    x = x[np.isfinite(x)]
+    return float(np.percentile(x, q) * scale) if x.size else None
+
+
+def _clean(v: Any) -> Any:
+    """JSON-safe: NaN/inf -> None, numpy scalars -> Python."""
+    if isinstance(v, dict):
+        return {str(k): _clean(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_clean(x) for x in v]
+    if isinstance(v, (np.integer,)):
+        return int(v)
+    if isinstance(v, (np.floating, float)):
+        f = float(v)
+        return f if math.isfinite(f) else None
+    return v
+
+
+def summarize(ctx: Any, dep: Any, req: pd.DataFrame, it: pd.DataFrame, wall_s: float,
+              events: int, comm_stats: dict) -> dict:
+    """summary.json of a run (see the module docstring for the definitions)."""
+    cfg = ctx.cfg
+    slo = cfg.slo
+    wname = cfg.workload.name
+    base = {
+        "feasible": bool(dep.feasible),
+        "infeasible_reason": dep.infeasible_reason or None,
+        "model": cfg.model.name,
+        "hardware": cfg.hardware.name,
+        "topology": getattr(getattr(cfg, "topology", None), "name", None),
+        "network": getattr(getattr(cfg, "network", None), "backend", None),
+        "deployment_kind": cfg.deployment.kind,
+        "workload": wname,
+        "seed": int(cfg.seed),
+        "num_gpus": int(dep.num_gpus),
+        "requests_total": int(len(req)),
+        "sim_wall_s": float(wall_s),
+        "slo": {"ttft_ms": slo.ttft_ms_for(wname), "tpot_ms": float(slo.tpot_ms),
+                "e2e_ms": slo.e2e_ms},
+        "deployment": dep.describe(),
+        "workload_notes": dict(ctx.table.notes),
+    }
+    if not dep.feasible:
+        base.update(dep.summary_extras(req, it))
+        return _clean(base)
+    done = np.isfinite(req["finish_s"].to_numpy())
+    r = req[done]
+    arrival = req["arrival_s"].to_numpy()
+    finish = r["finish_s"].to_numpy()
+    span = float(finish.max() - np.nanmin(arrival)) if done.any() else 0.0
+    inv = span if span > 0 else math.nan
+    gpus = max(int(dep.num_gpus), 1)
+    in_tok = float(r["prompt_tokens"].sum())
+    out_tok = float(r["output_tokens"].sum())
+    ttft, tpot, e2e = (r[c].to_numpy() for c in ("ttft_s", "tpot_s", "e2e_s"))
+    with np.errstate(divide="ignore"):
+        speed = 1.0 / tpot[np.isfinite(tpot) & (tpot > 0)]
+    good = r["meets_slo"].to_numpy()
+    prompt_all = float(req["prompt_tokens"].sum())
+    comp_src: dict[str, float] = {}
+    for cm in dep.cost_models():
+        for k, v in cm.source_seconds().items():
+            comp_src[k] = comp_src.get(k, 0.0) + v
+    tot_src = sum(comp_src.values())
+    dur = it["duration_s"].to_numpy()
+    comm = it["comm_s"].to_numpy()
+    base.update({
+        "requests_completed": int(done.sum()),
+        "simulated_s": span,
+        "input_tok_s": in_tok / inv,
+        "output_tok_s": out_tok / inv,
+        "output_tok_s_per_gpu": out_tok / inv / gpus,
+        "total_tok_s_per_gpu": (in_tok + out_tok) / inv / gpus,
+        "tok_s_per_user_mean": float(speed.mean()) if speed.size else None,
+        "ttft_ms_mean": float(np.nanmean(ttft) * 1e3) if ttft.size else None,
+        "ttft_ms_p50": _pct(ttft, 50), "ttft_ms_p90": _pct(ttft, 90), "ttft_ms_p99": _pct(ttft, 99),
+        "tpot_ms_mean": float(np.nanmean(tpot) * 1e3) if np.isfinite(tpot).any() else None,
+        "tpot_ms_p50": _pct(tpot, 50), "tpot_ms_p90": _pct(tpot, 90), "tpot_ms_p99": _pct(tpot, 99),
+        "e2e_ms_p50": _pct(e2e, 50), "e2e_ms_p99": _pct(e2e, 99),
+        "slo_attainment": float(good.sum() / len(req)) if len(req) else None,
+        "goodput_tok_s": float(r["output_tokens"].to_numpy()[good].sum()) / inv,
+        "prefix_hit_rate": float(req["cached_tokens"].sum()) / prompt_all if prompt_all else 0.0,
+        "preemptions": int(req["preemptions"].sum()),
+        "kv_admission_stalls": int(sum(getattr(r, "kv_stalls", 0) for inst in dep.instances
+                                       for r in getattr(inst, "ranks", ()))),
+        "compute_sources": {k: v / tot_src for k, v in sorted(comp_src.items())} if tot_src else {},
+        "iterations": int(len(it)),
+        "iteration_ms_mean": float(dur.mean() * 1e3) if dur.size else None,
+        "decode_batch_mean": float(it["decode_requests"].mean()) if len(it) else None,
+        "comm_fraction": float(comm.sum() / dur.sum()) if dur.size and dur.sum() > 0 else 0.0,
+        "kv_peak_blocks": int(it["kv_used_blocks"].max()) if len(it) else 0,
+        "events": int(events),
+        # run-history facts (cache hits depend on what the on-disk cache held) stay out of
+        # `comm`, so that only sim_wall_s and network_cache_* differ between equal runs
+        "comm": {**ctx.notes, **{k: v for k, v in comm_stats.items()
+                                 if k not in ("network_cache_hits", "network_cache_misses")}},
+        "network_cache_hits": int(comm_stats.get("network_cache_hits", 0)),
+        "network_cache_misses": int(comm_stats.get("network_cache_misses", 0)),
+    })
+    base.update(dep.summary_extras(req, it))
+    return _clean(base)

@@ -1,0 +1,168 @@
+"""What every deployment shares: the simulation context, instance construction, follow-ups.
+
+A deployment subclass builds its instances in `__init__` (or marks itself infeasible) and
+implements the two event hooks:
+
+    on_arrival(now, rid) -> [(time, Event), ...]        a request is issued
+    on_iteration_end(now, instance) -> [(time, Event)]   an instance's iteration ended
+
+Helpers: `make_instance(...)` (memory plan, KV cache, scheduler, cost model), `start(inst,
+now)` (begin the next iteration if there is work), `follow_ups(finished, now)` (the next
+turns / closed-loop requests the finished ones cause).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from cosim.model.layout import ParallelLayout
+from cosim.serving.events import IterationEnd, RequestArrival
+from cosim.serving.instance import Instance, InstanceInfo
+from cosim.serving.iteration_cost import CommLike, IterationCost, StepCostLike
+from cosim.serving.kv_cache import KVCache
+from cosim.serving.memory_plan import MemoryPlan, plan_memory
+from cosim.serving.request_state import RequestState
+from cosim.serving.scheduler import Scheduler
+from cosim.workload.arrivals import WorkloadDriver
+from cosim.workload.block_hashes import BlockHasher
+from cosim.workload.requests import RequestTable
+
+
+@dataclass
+class SimContext:
+    """Everything a deployment needs to build and run its instances."""
+
+    cfg: Any  # the root Config (dataclass instance)
+    spec: Any  # cosim.model.spec.ModelSpec
+    table: RequestTable
+    state: RequestState
+    driver: WorkloadDriver
+    step_cost_for: Callable[[ParallelLayout], StepCostLike]
+    comm_for: Callable[[ParallelLayout, int], CommLike]  # (layout, first global GPU)
+    min_kv_tokens: int  # context of the longest request: every instance must hold one
+    notes: dict = field(default_factory=dict)
+
+
+class Deployment:
+    """Base class (see the module docstring)."""
+
+    kind = ""
+
+    def __init__(self, ctx: SimContext):
+        self.ctx = ctx
+        self.instances: list[Instance] = []
+        self.feasible = True
+        self.infeasible_reason = ""
+        self.num_gpus = 0
+        self.memory: dict[str, MemoryPlan] = {}  # role -> plan of one GPU
+        self._costs: dict[tuple, IterationCost] = {}
+        self._hashers: dict[int, BlockHasher] = {}
+
+    # --- construction --------------------------------------------------------------------------
+    def infeasible(self, reason: str) -> None:
+        self.feasible = False
+        self.infeasible_reason = reason
+
+    def hasher(self, block_tokens: int) -> BlockHasher:
+        h = self._hashers.get(block_tokens)
+        if h is None:
+            h = self._hashers[block_tokens] = BlockHasher(self.ctx.table, block_tokens)
+        return h
+
+    def plan(self, role: str, layout: ParallelLayout, scheduler_cfg: Any) -> MemoryPlan:
+        """Memory plan of one GPU of `layout` (recorded under `role`)."""
+        d = self.ctx.cfg.deployment
+        p = plan_memory(self.ctx.spec, layout, self.ctx.cfg.hardware, d.memory, scheduler_cfg,
+                        self.ctx.min_kv_tokens)
+        self.memory[role] = p
+        return p
+
+    def iteration_cost(self, layout: ParallelLayout, first_gpu: int, grid: int) -> IterationCost:
+        """One memoised cost model per (layout, grid): identical replicas share their memo.
+
+        Communication is priced on the first replica's GPUs; the others are assumed to see the
+        same fabric (a symmetric topology, no contention between replicas).
+        """
+        key = (layout, grid)
+        c = self._costs.get(key)
+        if c is None:
+            c = self._costs[key] = IterationCost(self.ctx.step_cost_for(layout),
+                                                 self.ctx.comm_for(layout, first_gpu), grid)
+        return c
+
+    def make_instance(self, iid: int, role: str, layout: ParallelLayout, scheduler_cfg: Any,
+                      plan: MemoryPlan, first_gpu: int, prefill_only: bool = False,
+                      prefix_routing: bool = False) -> Instance:
+        """An instance of `layout.dp` ranks, KV caches sized by `plan`, memoised cost model."""
+        sc = scheduler_cfg
+        hasher = self.hasher(sc.kv_block_tokens)
+        ranks = [Scheduler(iid, KVCache(plan.kv_blocks_per_rank, sc.kv_block_tokens), hasher,
+                           self.ctx.state, token_budget=sc.max_batched_tokens,
+                           max_running=sc.max_running_requests,
+                           chunked_prefill=sc.chunked_prefill, watermark=sc.watermark,
+                           prefill_only=prefill_only)
+                 for _ in range(layout.dp)]
+        cost = self.iteration_cost(layout, first_gpu, sc.kv_len_grid_tokens)
+        info = InstanceInfo(iid=iid, role=role, layout=layout, first_gpu=first_gpu,
+                            num_gpus=layout.attention_gpus)
+        inst = Instance(info, ranks, cost, prefix_routing=prefix_routing)
+        inst.end_event = IterationEnd(self, inst)
+        return inst
+
+    # --- running -------------------------------------------------------------------------------
+    def start(self, inst: Instance, now: float) -> list:
+        """Begin `inst`'s next iteration if it has work: [(end time, its IterationEnd)] or []."""
+        dur = inst.start(now)
+        if dur is None:
+            return []
+        return [(now + dur, inst.end_event)]
+
+    def follow_ups(self, finished: list[int], now: float) -> list:
+        """Arrival events of the requests that `finished` requests cause (sessions, closed loop)."""
+        out = []
+        after = self.ctx.driver.after_finish
+        for rid in finished:
+            nxt = after(rid, now)
+            if nxt is not None:
+                out.append((nxt[0], RequestArrival(self, nxt[1])))
+        return out
+
+    def arrival(self, now: float, rid: int) -> None:
+        """Record that `rid` is issued at `now` (deployments call this in on_arrival)."""
+        self.ctx.state.arrival_s[rid] = now
+
+    def on_arrival(self, now: float, rid: int):
+        raise NotImplementedError
+
+    def on_iteration_end(self, now: float, inst: Instance):
+        raise NotImplementedError
+
+    # --- reporting -----------------------------------------------------------------------------
+    def describe(self) -> dict[str, Any]:
+        """Facts for summary.json's `deployment` entry."""
+        roles: dict[str, int] = {}
+        for inst in self.instances:
+            roles[inst.info.role] = roles.get(inst.info.role, 0) + inst.info.num_gpus
+        return {"kind": self.kind, "instances": len(self.instances), "gpus_by_role": roles,
+                "memory": {r: p.to_dict() for r, p in self.memory.items()}}
+
+    def cost_models(self) -> list[IterationCost]:
+        """Objects with source_seconds() and .comm.stats() (compute_sources, comm facts)."""
+        return list(self._costs.values())
+
+    def summary_extras(self, req: Any = None, it: Any = None) -> dict[str, Any]:
+        """Deployment-specific summary.json fields (e.g. kv_transfer_ms_p50)."""
+        return {}
+
+    def request_columns(self) -> dict[str, Any]:
+        """Extra requests.parquet columns (arrays indexed by request id)."""
+        return {}
+
+    def artifacts(self) -> dict[str, Any]:
+        """Extra run-directory files: name -> JSON-able object (e.g. timeline.json)."""
+        return {}
+
+    def close(self) -> None:
+        """Release what the deployment started (servers, sockets); called once at the end."""

@@ -1,0 +1,222 @@
+"""A serving instance: GPUs with one parallel layout, iterating in lock step.
+
+An instance has `layout.dp` attention-DP ranks. Each rank is a :class:`Scheduler` with its own
+KV cache, waiting queue and batch (requests are placed on a rank when they arrive: the rank
+with the longest cached prefix when prefix-aware, else the least loaded one, rotating on
+ties). All ranks run each iteration together, because every MoE layer exchanges the tokens of
+all ranks: the iteration lasts the slowest rank's attention plus the FFN and the communication
+of all the instance's tokens (cosim.serving.iteration_cost).
+
+The interface deployments use (see docs/serving.md, "Writing a deployment"):
+
+    inst.enqueue(rid) / inst.enqueue_decode(rid)   add work
+    inst.start(now) -> duration or None           form and price the next iteration
+    inst.complete(now) -> (finished, handed_off)  apply the iteration that ended at `now`
+    inst.release(rid)                             free a handed-off request's KV
+    inst.busy                                      an iteration is in flight
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from cosim.model.layout import ParallelLayout
+from cosim.serving.iteration_cost import IterationCost
+from cosim.serving.scheduler import Scheduler
+
+ITERATION_COLUMNS = ("start_s", "duration_s", "compute_s", "comm_s", "decode_requests",
+                     "prefill_tokens", "prefill_requests", "waiting", "running",
+                     "kv_used_blocks", "rank_tokens_max")
+
+
+@dataclass
+class InstanceInfo:
+    """Static facts of an instance (for summaries and tables)."""
+
+    iid: int
+    role: str
+    layout: ParallelLayout
+    first_gpu: int  # global GPU index of its first GPU (instances own contiguous GPU ranges)
+    num_gpus: int
+
+
+class Instance:
+    """One serving instance (see the module docstring)."""
+
+    __slots__ = ("info", "iid", "ranks", "dp", "cost", "busy", "rows", "end_event",
+                 "_rr", "_rank_of", "prefix_routing")
+
+    def __init__(self, info: InstanceInfo, ranks: list[Scheduler], cost: IterationCost,
+                 prefix_routing: bool = False):
+        self.info = info
+        self.iid = info.iid
+        self.ranks = ranks
+        self.dp = len(ranks)
+        self.cost = cost
+        self.busy = False
+        self.rows: list[tuple] = []  # one per iteration, ITERATION_COLUMNS
+        self.end_event = None  # the deployment's reusable IterationEnd event for this instance
+        self._rr = 0
+        self._rank_of: dict[int, Scheduler] = {}
+        self.prefix_routing = prefix_routing
+
+    # --- work in ------------------------------------------------------------------------------
+    def pick_rank(self, rid: int) -> Scheduler:
+        """The rank a new request goes to."""
+        ranks = self.ranks
+        if self.dp == 1:
+            return ranks[0]
+        if self.prefix_routing:
+            r0 = ranks[0]
+            hashes = r0.hasher.hashes(rid, 0, (r0.state.ctx_len[rid] - 1) // r0.B)
+            if hashes:
+                best, key = None, None
+                for r in ranks:
+                    k = (r.kv.match(hashes)[0], -r.load)
+                    if key is None or k > key:
+                        best, key = r, k
+                if key[0] > 0:
+                    return best
+        n = self.dp
+        start = self._rr
+        self._rr = (start + 1) % n
+        best, best_load = None, None
+        for i in range(n):
+            r = ranks[(start + i) % n]
+            ld = r.load
+            if best_load is None or ld < best_load:
+                best, best_load = r, ld
+        return best
+
+    def enqueue(self, rid: int) -> None:
+        r = self.pick_rank(rid)
+        self._rank_of[rid] = r
+        r.enqueue(rid)
+
+    def enqueue_decode(self, rid: int) -> None:
+        r = self.pick_rank(rid)
+        self._rank_of[rid] = r
+        r.enqueue_decode(rid)
+
+    def release(self, rid: int) -> None:
+        """Free the KV a handed-off request still holds (prefill_only ranks)."""
+        self._rank_of.pop(rid).release(rid)
+
+    def prefix_match(self, hashes: list[int]) -> int:
+        """Longest cached prefix (blocks) of `hashes` on any rank."""
+        return max(r.kv.match(hashes)[0] for r in self.ranks)
+
+    @property
+    def load(self) -> int:
+        return sum(r.load for r in self.ranks)
+
+    @property
+    def kv_capacity_blocks(self) -> int:
+        return sum(r.kv.capacity for r in self.ranks)
+
+    # --- iterations ---------------------------------------------------------------------------
+    def start(self, now: float) -> float | None:
+        """Form and price the next iteration; None (and not busy) when there is no work."""
+        cost = self.cost
+        if self.dp == 1:
+            sch = self.ranks[0]
+            p = sch.plan(now)
+            if p is None:
+                self.busy = False
+                return None
+            n, kv_sum, p_tok, p_kv, p_req = p
+            comp = cost.whole(n, kv_sum, p_tok, p_kv, p_req)
+            tokens = n + p_tok
+            comm = cost.comm_s(tokens)
+            dur = comp + comm
+            kv = sch.kv
+            self.rows.append((now, dur, comp, comm, n, p_tok, p_req, len(sch.waiting),
+                              len(sch.running), kv.capacity - kv.free, tokens))
+            self.busy = True
+            return dur
+        attn = 0.0
+        n_all = pt_all = pr_all = wait = run = used = tmax = 0
+        attention = cost.attention
+        decode_attention = cost.decode_attention
+        for sch in self.ranks:
+            s = sch.tick
+            bh = sch.blk_heap
+            # Hot path (a rank that only decodes, no block due): Scheduler.plan inlined.
+            if not (sch.waiting or sch.prefilling or sch.decode_waiting or (bh and bh[0][0] <= s)):
+                kv = sch.kv
+                run += len(sch.running)
+                used += kv.capacity - kv.free
+                n = sch.n_dec
+                if n:
+                    a = decode_attention(n, sch.kv_off + n * s)
+                    if a > attn:
+                        attn = a
+                    if n > tmax:
+                        tmax = n
+                    n_all += n
+                continue
+            p = sch.plan(now)  # may admit, preempt or allocate: count afterwards
+            kv = sch.kv
+            wait += len(sch.waiting)
+            run += len(sch.running)
+            used += kv.capacity - kv.free
+            if p is None:
+                continue
+            n, kv_sum, p_tok, p_kv, p_req = p
+            a = attention(n, kv_sum, p_tok, p_kv, p_req)
+            if a > attn:
+                attn = a
+            t = n + p_tok
+            if t > tmax:
+                tmax = t
+            n_all += n
+            pt_all += p_tok
+            pr_all += p_req
+        tokens = n_all + pt_all
+        if tokens == 0:
+            self.busy = False
+            return None
+        comp = attn + cost.ffn(-(-tokens // self.dp))
+        comm = cost.comm_s(tokens)
+        dur = comp + comm
+        self.rows.append((now, dur, comp, comm, n_all, pt_all, pr_all, wait, run, used, tmax))
+        self.busy = True
+        return dur
+
+    def complete(self, now: float) -> tuple[list[int], list[int]]:
+        """Apply the iteration that ended at `now`: (finished ids, handed-off ids)."""
+        if self.dp == 1:
+            fin, hand = self.ranks[0].complete(now)
+        else:
+            fin, hand = [], []
+            for sch in self.ranks:
+                s = sch.tick
+                fh = sch.fin_heap
+                if not sch.chunks and not (fh and fh[0][0] <= s):
+                    sch.tick = s + 1  # nothing ends on this rank: Scheduler.complete inlined
+                    continue
+                f, h = sch.complete(now)
+                if f:
+                    fin.extend(f)
+                if h:
+                    hand.extend(h)
+        if fin:
+            rank_of = self._rank_of
+            for rid in fin:
+                del rank_of[rid]
+        return fin, hand
+
+    def iteration_columns(self) -> dict[str, np.ndarray]:
+        """This instance's iterations as columns (ITERATION_COLUMNS plus `instance`)."""
+        n = len(self.rows)
+        if n == 0:
+            cols = {c: np.zeros(0) for c in ITERATION_COLUMNS}
+        else:
+            arr = np.asarray(self.rows, dtype=np.float64)
+            cols = {c: arr[:, i] for i, c in enumerate(ITERATION_COLUMNS)}
+        for c in ITERATION_COLUMNS[4:]:
+            cols[c] = cols[c].astype(np.int64)
+        cols["instance"] = np.full(n, self.iid, dtype=np.int64)
+        return cols

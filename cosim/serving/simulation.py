@@ -1,0 +1,181 @@
+"""Build and run one serving simulation from a config: workload -> deployment -> engine -> metrics."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from cosim.config.errors import ConfigError
+from cosim.model.layout import ParallelLayout
+from cosim.serving.comm import AlphaBetaComm, LinkFigures, NoComm, TrafficShape
+from cosim.serving.deployments import get_deployment
+from cosim.serving.deployments.base import Deployment, SimContext
+from cosim.serving.engine import Engine
+from cosim.serving.events import RequestArrival
+from cosim.serving.request_state import RequestState
+from cosim.workload.arrivals import WorkloadDriver
+from cosim.workload.synthetic import build_workload
+
+StepCostFactory = Callable[[Any, ParallelLayout], Any]  # (spec, layout) -> StepCostModel-like
+CommFactory = Callable[[ParallelLayout, int], Any]  # (layout, first GPU) -> CommModel
+
+
+@dataclass
+class SimOutput:
+    """What one run produces (summary.json, requests.parquet, iterations.parquet)."""
+
+    summary: dict
+    requests: pd.DataFrame
+    iterations: pd.DataFrame
+    artifacts: dict = field(default_factory=dict)  # extra files: name -> JSON-able object
+
+
+def default_step_cost_factory(cfg: Any) -> StepCostFactory:
+    """B's StepCostModel over the configured hardware and compute settings."""
+    from cosim.compute import ComputeModel, StepCostModel
+
+    compute = ComputeModel(cfg.hardware, cfg.compute)
+
+    def factory(spec: Any, layout: ParallelLayout):
+        return StepCostModel(spec, compute, layout)
+
+    return factory
+
+
+def make_comm_factory(cfg: Any, spec: Any, notes: dict) -> tuple[CommFactory, dict]:
+    """The CommModel factory the config asks for, and the run's shared network objects.
+
+    `shared["backend"]`, when present, is the network backend of the run (close it at the end).
+    """
+    d = cfg.deployment.comm
+    choice = d.model
+    backend = getattr(cfg.network, "backend", "alpha_beta")
+    if choice == "auto":
+        choice = "alpha_beta" if backend == "alpha_beta" else "fabric"
+    shared: dict = {}
+    if choice == "none":
+        notes["comm_model"] = "none"
+        return (lambda layout, first: NoComm()), shared
+    if choice == "fabric":
+        from cosim.serving.fabric_comm import FabricComm, fabric_available
+
+        if backend == "alpha_beta":
+            raise ConfigError("deployment.comm.model",
+                              "fabric needs network=analytical or network=ns3, not alpha_beta")
+        if not fabric_available():
+            raise ConfigError("deployment.comm.model",
+                              "fabric needs cosim.traffic and cosim.network.backend; "
+                              "use deployment.comm.model=alpha_beta")
+        notes["comm_model"] = f"fabric:{backend}"
+
+        def fabric(layout: ParallelLayout, first: int):
+            return FabricComm.from_config(cfg, spec, layout, first, shared)
+
+        return fabric, shared
+    notes["comm_model"] = "alpha_beta"
+    shape = TrafficShape.from_spec(spec)
+    act = str(getattr(spec.precision.activation, "value", spec.precision.activation))
+    links = LinkFigures.from_config(getattr(cfg, "topology", None), cfg.hardware)
+
+    def alpha_beta(layout: ParallelLayout, first: int):
+        return AlphaBetaComm(layout, shape, links, d.dispatch_dtype, d.combine_dtype,
+                             d.launch_us, act)
+
+    return alpha_beta, shared
+
+
+def prepare(cfg: Any, step_cost_factory: StepCostFactory | None = None,
+            comm_factory: CommFactory | None = None) -> tuple[Deployment, SimContext, dict]:
+    """Validate `cfg` and build the workload and the deployment (nothing runs yet)."""
+    from cosim.config import to_object, validate
+    from cosim.model.spec import ModelSpec
+
+    cfg = to_object(cfg)
+    validate(cfg)
+    spec = ModelSpec.from_config(cfg.model)
+    max_ctx = int(spec.max_context)
+    if max_ctx <= 0:
+        raise ConfigError("model.max_context", "unknown: set it or max_position_embeddings")
+    cfg.workload.check_context(max_ctx)
+    table = build_workload(cfg.workload, max_ctx, cfg.seed)
+    state = RequestState(table)
+    driver = WorkloadDriver(table, cfg.workload.arrival)
+    notes: dict = {}
+    shared: dict = {}
+    if comm_factory is None:
+        comm_factory, shared = make_comm_factory(cfg, spec, notes)
+    else:
+        notes["comm_model"] = "custom"
+    if step_cost_factory is None:
+        step_cost_factory = default_step_cost_factory(cfg)
+    min_tokens = int((table.prompt_tokens + table.output_tokens).max())
+    ctx = SimContext(cfg=cfg, spec=spec, table=table, state=state, driver=driver,
+                     step_cost_for=lambda layout: step_cost_factory(spec, layout),
+                     comm_for=comm_factory, min_kv_tokens=min_tokens, notes=notes)
+    try:
+        dep = get_deployment(cfg.deployment.kind)(ctx)
+    except BaseException:
+        if shared.get("backend") is not None:  # e.g. an ns-3 server already started
+            shared["backend"].close()
+        raise
+    return dep, ctx, shared
+
+
+def run_simulation(cfg: Any, *, step_cost_factory: StepCostFactory | None = None,
+                   comm_factory: CommFactory | None = None,
+                   progress: Callable[[float, int], None] | None = None) -> SimOutput:
+    """Simulate `cfg` (a composed DictConfig or a Config dataclass) to the last request.
+
+    `progress(now, completed)` is called about four times per wall second.
+    """
+    from cosim.metrics import iterations_frame, requests_frame, summarize
+
+    wall0 = time.perf_counter()
+    dep, ctx, shared = prepare(cfg, step_cost_factory, comm_factory)
+    try:
+        engine = Engine()
+        if dep.feasible:
+            times, rids = ctx.driver.initial()
+            for t, rid in zip(times.tolist(), rids.tolist(), strict=True):
+                engine.schedule(t, RequestArrival(dep, rid))
+            cb = None
+            if progress is not None:
+                state = ctx.state
+
+                def cb(now: float) -> None:
+                    progress(now, state.completed)
+
+            engine.run(progress=cb)
+        wall = time.perf_counter() - wall0
+        requests = requests_frame(ctx.table, ctx.state, ctx.cfg.slo, ctx.cfg.workload.name)
+        for name, col in dep.request_columns().items():
+            requests[name] = col
+        iterations = iterations_frame(dep.instances)
+        comm_stats: dict = {}
+        for cm in dep.cost_models():
+            for k, v in cm.comm.stats().items():
+                if isinstance(v, (int, float)) and not isinstance(v, bool) and k in comm_stats:
+                    comm_stats[k] += v
+                else:
+                    comm_stats[k] = v
+        backend = shared.get("backend")
+        if backend is not None and callable(getattr(backend, "stats", None)):
+            st = backend.stats()  # one backend per run: its counters, not a sum over models
+            comm_stats["network_cache_hits"] = int(st.get("hits", 0))
+            comm_stats["network_cache_misses"] = int(st.get("misses", 0))
+        summary = summarize(ctx, dep, requests, iterations, wall, engine.events_handled,
+                            comm_stats)
+        artifacts = dep.artifacts()
+    finally:
+        try:
+            dep.close()
+        finally:
+            backend = shared.get("backend")
+            if backend is not None:
+                backend.close()
+    return SimOutput(summary=summary, requests=requests, iterations=iterations,
+                     artifacts=artifacts)

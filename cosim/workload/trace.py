@@ -1,0 +1,164 @@
+"""Request traces as JSON lines in the Mooncake format (FAST'25 traces, 512-token blocks):
+
+    {"timestamp": 27482, "input_length": 6955, "output_length": 52, "hash_ids": [46, 47, ...]}
+
+`timestamp` is the arrival in milliseconds, `hash_ids` one id per `block_tokens` of the
+prompt (the last block may be partial); equal ids at equal positions are the same tokens with
+the same prefix, so they map directly onto the KV cache's block hashes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from cosim.config.errors import ConfigError
+from cosim.config.workload import WorkloadConfig
+from cosim.workload.requests import RequestTable
+
+REQUIRED = ("timestamp", "input_length", "output_length")
+
+
+def resolve_trace_path(path: str) -> Path:
+    """An absolute path, or one relative to the working directory or the traces/ folder."""
+    p = Path(path).expanduser()
+    if p.is_absolute() or p.exists():
+        return p
+    from cosim.paths import data_dir
+
+    return data_dir("traces") / p
+
+
+def _int_field(rec: dict, key: str, where: str, minimum: int) -> int:
+    v = rec.get(key)
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v != int(v):
+        raise ConfigError(f"{where}: {key}", f"expected an integer, got {v!r}")
+    if v < minimum:
+        raise ConfigError(f"{where}: {key}", f"must be >= {minimum}, got {v}")
+    return int(v)
+
+
+def read_trace(path: str | Path, block_tokens: int = 512, max_requests: int = 0,
+               max_context: int = 0, time_scale: float = 1.0) -> RequestTable:
+    """Read a Mooncake-style JSONL trace into a RequestTable (one session per line).
+
+    Errors name the file, line and key. `max_context` > 0 rejects requests that do not fit.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError("workload.trace.path", f"trace file not found: {path}")
+    ts, isl, osl, ptr, ids = [], [], [], [0], []
+    with path.open() as f:
+        for lineno, line in enumerate(f, start=1):
+            if max_requests and len(ts) >= max_requests:
+                break
+            if not line.strip():
+                continue
+            where = f"{path}:{lineno}"
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise ConfigError(where, f"not valid JSON ({e.msg})") from None
+            if not isinstance(rec, dict):
+                raise ConfigError(where, "each line must be a JSON object")
+            for key in REQUIRED:
+                if key not in rec:
+                    raise ConfigError(f"{where}: {key}", "missing")
+            t = rec["timestamp"]
+            if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or t < 0:
+                raise ConfigError(f"{where}: timestamp", f"must be a number >= 0 (ms), got {t!r}")
+            i = _int_field(rec, "input_length", where, 1)
+            o = _int_field(rec, "output_length", where, 1)
+            if max_context and i + o > max_context:
+                raise ConfigError(f"{where}: input_length",
+                                  f"input {i} + output {o} tokens exceed the model context of "
+                                  f"{max_context} tokens")
+            h = rec.get("hash_ids", [])
+            if not isinstance(h, list) or not all(isinstance(x, int) and not isinstance(x, bool)
+                                                  and 0 <= x < 1 << 52 for x in h):
+                raise ConfigError(f"{where}: hash_ids", "must be a list of integers in [0, 2**52)")
+            if len(h) > -(-i // block_tokens):
+                raise ConfigError(f"{where}: hash_ids",
+                                  f"{len(h)} ids for {i} input tokens is more than one per "
+                                  f"{block_tokens}-token block (workload.trace.block_tokens)")
+            ts.append(float(t) / 1000.0 * time_scale)
+            isl.append(i)
+            osl.append(o)
+            ids.extend(h)
+            ptr.append(len(ids))
+    n = len(ts)
+    if n == 0:
+        raise ConfigError("workload.trace.path", f"{path} holds no requests")
+    order = np.argsort(np.asarray(ts), kind="stable")
+    if not np.array_equal(order, np.arange(n)):
+        raise ConfigError(f"{path}: timestamp", "lines must be in timestamp order")
+    t0 = ts[0]
+    return RequestTable(
+        session=np.arange(n, dtype=np.int64), turn=np.zeros(n, dtype=np.int32),
+        prefix_tokens=np.zeros(n, dtype=np.int64), input_tokens=np.asarray(isl, dtype=np.int64),
+        output_tokens=np.asarray(osl, dtype=np.int64), pool_id=np.full(n, -1, dtype=np.int64),
+        pool_tokens=np.zeros(n, dtype=np.int64), start_s=np.asarray(ts) - t0,
+        think_s=np.zeros(n), trace_hash_ptr=np.asarray(ptr, dtype=np.int64),
+        trace_hashes=np.asarray(ids, dtype=np.int64), trace_block_tokens=int(block_tokens),
+        source=str(path))
+
+
+def read_trace_for_workload(cfg: WorkloadConfig, model_max_context: int,
+                            rng: np.random.Generator) -> RequestTable:
+    """The trace of `cfg.trace`, cut to `cfg.num_requests`, with the configured arrivals."""
+    from cosim.workload.arrivals import session_start_times
+    from cosim.workload.synthetic import context_limit
+
+    table = read_trace(resolve_trace_path(cfg.trace.path), cfg.trace.block_tokens,
+                       cfg.num_requests, context_limit(cfg, model_max_context),
+                       cfg.trace.time_scale)
+    n = len(table)
+    if cfg.arrival.process != "trace":
+        table.start_s = session_start_times(cfg.arrival, n, rng)
+    if cfg.arrival.think_time_s > 0:
+        table.think_s = rng.exponential(cfg.arrival.think_time_s, n)
+    return table
+
+
+def write_trace(path: str | Path, timestamps_s: Sequence[float], input_lengths: Sequence[int],
+                output_lengths: Sequence[int], hash_ids: Sequence[Sequence[int]]) -> None:
+    """Write a Mooncake-style JSONL trace (atomically: a temporary file, then a rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            for t, i, o, h in zip(timestamps_s, input_lengths, output_lengths, hash_ids, strict=True):
+                f.write(json.dumps({"timestamp": int(round(float(t) * 1000)),
+                                    "input_length": int(i), "output_length": int(o),
+                                    "hash_ids": [int(x) for x in h]}) + "\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def trace_hash_ids(table: RequestTable, block_tokens: int = 512) -> list[list[int]]:
+    """Mooncake-style hash ids of each request's prompt: equal content gets equal small ids.
+
+    Full blocks take their content hash (cosim.workload.block_hashes); a partial last block
+    gets an id of its own. Ids are numbered in order of first appearance, as in Mooncake.
+    """
+    from cosim.workload.block_hashes import BlockHasher
+
+    hasher = BlockHasher(table, block_tokens)
+    names: dict[int, int] = {}
+    out = []
+    for rid, prompt in enumerate(table.prompt_tokens.tolist()):
+        full = prompt // block_tokens
+        row = [names.setdefault(h, len(names)) for h in hasher.hashes(rid, 0, full)]
+        if prompt % block_tokens:
+            row.append(names.setdefault(-1 - rid, len(names)))  # partial block: its own id
+        out.append(row)
+    return out
