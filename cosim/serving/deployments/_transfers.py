@@ -1,0 +1,141 @@
+"""How long a batch of flows takes, for the disaggregated deployments (pd, afd, pd_afd).
+
+`deployment.comm.model` picks the model (as for chunked's in-instance communication):
+- `none`: free communication (compute-only studies, closed-form tests);
+- `alpha_beta`: per flow, launch + path latency + the bytes its source sends (or its
+  destination receives) on the flow's link class over that class's bandwidth, from the
+  topology figures (cosim.serving.comm.LinkFigures) - no backend;
+- `fabric` / `auto` with `network.backend` analytical or ns3: the flows go to the network
+  backend (behind the result cache) built over the topology's fabric; each transfer adds
+  `deployment.comm.launch_us` (launch and synchronisation, as chunked's FabricComm does per phase).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from cosim.config.errors import ConfigError
+from cosim.network.flows import FlowBatch, FlowResult, NetworkBackend
+
+
+class TransferTimer:
+    """Completion times of FlowBatches under the configured communication model."""
+
+    def __init__(self, cfg: Any, num_gpus: int, shared: dict | None = None):
+        d = cfg.deployment.comm
+        backend = getattr(cfg.network, "backend", "alpha_beta")
+        model = d.model
+        if model == "auto":
+            model = "alpha_beta" if backend == "alpha_beta" else "fabric"
+        self.model = model
+        self.mode = getattr(cfg.network, "mode", "phase")
+        self.launch_s = float(d.launch_us) * 1e-6
+        self.backend: NetworkBackend | None = None
+        self._owns_backend = False
+        self.calls = 0
+        self.flows = 0
+        topo = getattr(cfg, "topology", None)
+        if topo is not None and hasattr(topo, "total_gpus") and num_gpus > topo.total_gpus:
+            raise ConfigError("topology.num_nodes",
+                              f"deployment {cfg.deployment.kind!r} needs {num_gpus} GPUs, the "
+                              f"topology has {topo.total_gpus} ({topo.total_nodes} nodes of "
+                              f"{topo.gpus_per_node})")
+        if model == "fabric":
+            if backend not in ("analytical", "ns3"):
+                raise ConfigError("deployment.comm.model",
+                                  f"fabric needs network.backend analytical or ns3, got {backend!r}")
+            from cosim.network.backend import make_backend
+            from cosim.network.topology import build_fabric
+
+            # One backend per run (an ns-3 server is a process): share the run's when the
+            # context offers one (the engine closes it), else own one (closed in close()).
+            self._owns_backend = shared is None
+            store = {} if shared is None else shared
+            if "backend" not in store:
+                store["graph"] = build_fabric(topo)
+                store["backend"] = make_backend(cfg.network, store["graph"])
+            self.graph = store["graph"]
+            self.backend = store["backend"]
+        elif model == "alpha_beta":
+            from cosim.serving.comm import LinkFigures
+
+            self.links = LinkFigures.from_config(topo, cfg.hardware)
+        elif model != "none":
+            raise ConfigError("deployment.comm.model", f"unknown comm model {model!r}")
+
+    @property
+    def free(self) -> bool:
+        return self.model == "none"
+
+    def finish(self, flows: FlowBatch) -> np.ndarray:
+        """Per-flow completion time (seconds, origin of flows.start)."""
+        n = len(flows)
+        if n == 0:
+            return np.zeros(0)
+        self.calls += 1
+        self.flows += n
+        if self.model == "none":
+            return flows.start.astype(np.float64).copy()
+        if self.backend is not None:
+            # a transfer is a collective launch (kernel + synchronisation) before its bytes move
+            return self.backend.simulate(flows).finish + self.launch_s
+        return self._alpha_beta(flows)
+
+    def simulate(self, flows: FlowBatch) -> FlowResult:
+        """The NetworkBackend interface (cosim.timeline couples with this, launch included)."""
+        return FlowResult(finish=self.finish(flows), stats={"transfer_model": self.model})
+
+    @property
+    def name(self) -> str:
+        return self.model
+
+    def makespan(self, flows: FlowBatch) -> float:
+        """Time from the batch's time zero to its last byte."""
+        f = self.finish(flows)
+        return float(f.max()) if f.size else 0.0
+
+    def _alpha_beta(self, flows: FlowBatch) -> np.ndarray:
+        lk = self.links
+        gpn = max(int(lk.gpus_per_node), 1)
+        inter = (flows.src // gpn) != (flows.dst // gpn)
+        bw = np.where(inter, lk.nic_bytes_s, lk.nvlink_bytes_s)
+        lat = np.where(inter, lk.nic_path_s, lk.nvlink_hop_s)
+        # Flows from one GPU (or into one GPU) on one link class share its bandwidth.
+        size = flows.size.astype(np.float64)
+        n_gpu = int(max(flows.src.max(), flows.dst.max())) + 1
+        out_b = np.zeros((n_gpu, 2))
+        in_b = np.zeros((n_gpu, 2))
+        cls = inter.astype(np.int64)
+        np.add.at(out_b, (flows.src, cls), size)
+        np.add.at(in_b, (flows.dst, cls), size)
+        share = np.maximum(out_b[flows.src, cls], in_b[flows.dst, cls])
+        return flows.start + self.launch_s + lat + share / bw
+
+    def stats(self) -> dict:
+        out = {"transfer_model": self.model, "transfer_batches": self.calls,
+               "transfer_flows": self.flows}
+        inner = getattr(self.backend, "stats", None)
+        if callable(inner):
+            for k, v in inner().items():
+                out[f"transfer_network_{k}"] = v
+        return out
+
+    def close(self) -> None:
+        if self.backend is not None and self._owns_backend:
+            self.backend.close()
+        self.backend = None
+
+
+class TransferStatsView:
+    """A TransferTimer's facts for summary.json's `comm` entry, as a cost-model-like object."""
+
+    def __init__(self, timer: TransferTimer):
+        self.comm = timer
+
+    def source_seconds(self) -> dict[str, float]:
+        return {}
+
+    def stats(self) -> dict:
+        return {}

@@ -1,0 +1,535 @@
+"""`afd`: Attention-FFN disaggregation with micro-batch ping-pong (MegaScale-Infer style).
+
+An AFD unit is M attention GPUs (roles.attention.layout: tp x dp; DP attention, they hold
+the KV cache, the embedding and the LM head) and N FFN GPUs (roles.ffn.layout: ep x moe_tp;
+routed experts, shared experts and dense MLPs: cosim.model.params places them so). Every
+layer sends each micro-batch's activations A->F (M-to-N, each token to the FFN GPUs of its
+top-k experts) and the results F->A; m micro-batches (options.micro_batches) ping-pong so
+that one micro-batch's transfers and FFN hide behind another's attention.
+
+Per iteration (docs/deployments/afd.md):
+- per attention-DP rank: n = ceil(decode requests / dp), prefill tokens likewise; split
+  into m' = min(m, tokens) micro-batches as evenly as possible;
+- micro-batch k: attention t_a = attention stage of the step cost model / L layers, FFN
+  t_f = FFN stage (the MoE sees the tokens of all dp ranks) / L, A2F / F2A times from the
+  network (deployment.comm.model; network.mode phase or iteration);
+- the layer pipeline is scheduled by cosim.timeline; the iteration ends with the LM head
+  and sampling of the whole batch on the attention group (the "other" stage), so
+  T = T_pipeline + t_head, and T_free (communication free) likewise: comm_exposed = T - T_free.
+Prefill runs in the attention group (prefill chunks travel the same pipeline); `pd_afd`
+moves it to separate prefill instances.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from cosim.config.deployment_disagg import parse_options, validate_disagg
+from cosim.model.layout import ParallelLayout
+from cosim.network.flows import FlowBatch
+from cosim.serving.comm import NoComm
+from cosim.serving.deployments import register_deployment
+from cosim.serving.deployments._transfers import TransferStatsView, TransferTimer
+from cosim.serving.deployments.base import Deployment, SimContext
+from cosim.serving.events import IterationEnd
+from cosim.serving.instance import Instance, InstanceInfo
+from cosim.serving.iteration_cost import IterationCost
+from cosim.serving.kv_cache import KVCache
+from cosim.serving.memory_plan import MemoryPlan, plan_memory
+from cosim.serving.router import make_router
+from cosim.serving.scheduler import Scheduler
+from cosim.timeline import afd_iteration_time, afd_pipeline, schedule_pipeline
+from cosim.timeline.network_coupling import time_transfers
+
+
+class _StageSpec:
+    """A ModelSpec whose weight_bytes_per_gpu counts only one AFD side's weights."""
+
+    def __init__(self, spec: Any, stage: str):
+        self._spec = spec
+        self._stage = stage
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._spec, name)
+
+    def weight_bytes_per_gpu(self, layout: ParallelLayout, stage: str | None = None,
+                             redundant_experts: int = 0) -> float:
+        return self._spec.weight_bytes_per_gpu(layout, self._stage, redundant_experts)
+
+
+def afd_memory_plans(spec: Any, hardware: Any, memory: Any, scheduler: Any,
+                     att_layout: ParallelLayout, ffn_layout: ParallelLayout,
+                     min_tokens: int) -> tuple[MemoryPlan, MemoryPlan]:
+    """Per-GPU memory plans of the attention group (weights + KV) and the FFN group (experts).
+
+    The FFN group holds no KV: it is feasible when its weights, activations and runtime
+    reserve fit. Its activations are those of the tokens of all attention-DP ranks that one
+    FFN GPU receives: token budget x dp_attention / N per GPU, each with its top-k copies.
+    """
+    att = plan_memory(_StageSpec(spec, "attention"), att_layout, hardware, memory, scheduler, min_tokens)
+    n_ffn = ffn_layout.ep * ffn_layout.moe_tp
+    tokens = int(memory.activation_tokens or scheduler.max_batched_tokens)
+    ffn_tokens = max(1, math.ceil(tokens * att_layout.dp / n_ffn))
+    ffn_mem = dataclasses.replace(memory, activation_tokens=ffn_tokens)
+    ffn_sched = dataclasses.replace(scheduler, max_running_requests=0)  # no logits, no state
+    ffn = plan_memory(_StageSpec(spec, "ffn"), ffn_layout, hardware, ffn_mem, ffn_sched, 0)
+    fits = ffn.weight_bytes + ffn.activation_bytes + ffn.reserve_bytes <= ffn.usable_bytes
+    ffn = dataclasses.replace(ffn, kv_tokens=0, kv_blocks=0, kv_blocks_per_rank=0, kv_bytes=0.0,
+                              kv_bytes_per_token=0.0, min_tokens=0,
+                              feasible=fits, reason="" if fits else ffn.reason)
+    return att, ffn
+
+
+def split_even(total: int, parts: int) -> list[int]:
+    """`total` split into `parts` integers differing by at most one (larger first)."""
+    base, extra = divmod(int(total), int(parts))
+    return [base + (1 if k < extra else 0) for k in range(parts)]
+
+
+class AFDTraffic:
+    """A2F / F2A flows of one micro-batch of an AFD unit, and their isolated times (memoised)."""
+
+    def __init__(self, spec: Any, att_gpus: np.ndarray, ffn_gpus: np.ndarray, timer: TransferTimer,
+                 a2f_dtype: str, f2a_dtype: str, imbalance: float = 0.0, grid_percent: float = 0.0):
+        from cosim.traffic.ep_alltoall import token_bytes
+
+        self.spec = spec
+        self.att = np.asarray(att_gpus)
+        self.ffn = np.asarray(ffn_gpus)
+        self.timer = timer
+        self.a2f_bytes = token_bytes(spec.hidden_size, a2f_dtype)
+        self.f2a_bytes = token_bytes(spec.hidden_size, f2a_dtype)
+        self.imbalance = float(imbalance)
+        self.grid_percent = float(grid_percent)
+        self._flows: dict[int, tuple[FlowBatch, FlowBatch]] = {}
+        self._times: dict[int, tuple[float, float]] = {}
+        self._finish: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def flows(self, tokens_per_gpu: int) -> tuple[FlowBatch, FlowBatch]:
+        """(A2F, F2A) flows of a micro-batch with `tokens_per_gpu` tokens on each attention GPU."""
+        hit = self._flows.get(tokens_per_gpu)
+        if hit is None:
+            from cosim.traffic.m2n import m2n_flows
+
+            moe = self.spec.moe
+            kw: dict = {"mode": "split"}
+            if moe is not None and self.ffn.size and moe.num_experts % self.ffn.size == 0:
+                kw = {"mode": "topk", "topk": int(moe.topk), "num_experts": int(moe.num_experts),
+                      "imbalance": self.imbalance, "seed": 0}
+            a2f = m2n_flows(self.att, self.ffn, tokens_per_gpu, self.a2f_bytes, direction="a2f", **kw)
+            f2a = m2n_flows(self.att, self.ffn, tokens_per_gpu, self.f2a_bytes, direction="f2a", **kw)
+            hit = self._flows[tokens_per_gpu] = (a2f, f2a)
+        return hit
+
+    def bucket(self, tokens_per_gpu: int) -> int:
+        """Token count rounded up to the grid (deployment.comm.token_grid_percent): iterations
+        that differ by a few tokens share one traffic pattern and one network result."""
+        t = int(tokens_per_gpu)
+        g = self.grid_percent
+        if g <= 0 or t <= 32:
+            return t
+        k = math.ceil(math.log(t) / math.log1p(g / 100.0) - 1e-9)
+        return max(t, math.ceil((1.0 + g / 100.0) ** k))
+
+    def times(self, tokens_per_gpu: int) -> tuple[float, float]:
+        """Isolated (A2F, F2A) times of one micro-batch (network.mode=phase)."""
+        hit = self._times.get(tokens_per_gpu)
+        if hit is None:
+            if tokens_per_gpu <= 0 or self.timer.free:
+                hit = (0.0, 0.0)
+            else:
+                a2f, f2a = self.flows(tokens_per_gpu)
+                fa, ff = self.timer.finish(a2f), self.timer.finish(f2a)
+                self._finish[tokens_per_gpu] = (fa, ff)
+                hit = (float(fa.max()) if fa.size else 0.0, float(ff.max()) if ff.size else 0.0)
+            self._times[tokens_per_gpu] = hit
+        return hit
+
+
+class AFDCommStats:
+    """What summary.json's `comm` entry shows for the AFD units."""
+
+    def __init__(self, timer: TransferTimer):
+        self.timer = timer
+        self.solves = 0
+        self.rounds = 0
+        self.unconverged = 0
+
+    def stats(self) -> dict:
+        return {"afd_network_mode": self.timer.mode, "afd_iteration_mode_solves": self.solves,
+                "afd_fixed_point_rounds": self.rounds, "afd_unconverged": self.unconverged}
+
+
+@dataclass
+class AFDIteration:
+    """One priced AFD iteration (what the timeline recording keeps)."""
+
+    total_s: float
+    free_s: float
+    attention_busy_s: float
+    ffn_busy_s: float
+    micro_batches: int
+    t_attention: np.ndarray  # per micro-batch, per layer
+    t_ffn: np.ndarray
+    tokens_per_gpu: np.ndarray  # per micro-batch: tokens each attention GPU sends
+    detail: Any = None  # (pipeline, schedule, coupled) when recorded
+
+
+class AFDTimer:
+    """Iteration time of an AFD unit from its micro-batches' stage times (memoised).
+
+    With identical micro-batches the closed form gives the time exactly (O(1)); otherwise
+    the layer pipeline is scheduled (cosim.timeline). network.mode=iteration couples the
+    pipeline with the backend (memoised on the micro-batch token counts and the stage times
+    rounded to 1 %).
+    """
+
+    def __init__(self, num_layers: int, traffic: AFDTraffic, comm: AFDCommStats):
+        self.L = int(num_layers)
+        self.traffic = traffic
+        self.comm = comm
+        self._memo: dict[tuple, tuple] = {}
+
+    def iteration(self, ta: np.ndarray, tf: np.ndarray, tok: np.ndarray,
+                  detail: bool = False) -> AFDIteration:
+        m = len(ta)
+        L = self.L
+        times = [self.traffic.times(int(t)) for t in tok.tolist()]
+        t_a2f = np.array([x[0] for x in times])
+        t_f2a = np.array([x[1] for x in times])
+        iteration_mode = (self.traffic.timer.mode == "iteration" and self.traffic.timer.backend is not None
+                          and not self.traffic.timer.free)
+        uniform = (np.all(ta == ta[0]) and np.all(tf == tf[0]) and np.all(t_a2f == t_a2f[0])
+                   and np.all(t_f2a == t_f2a[0]))
+        if uniform and not detail and not iteration_mode:
+            total = afd_iteration_time(L, m, ta[0], tf[0], t_a2f[0], t_f2a[0])
+            free = afd_iteration_time(L, m, ta[0], tf[0])
+            return AFDIteration(total, free, L * m * ta[0], L * m * tf[0], m, ta, tf, tok)
+        keys_tok = sorted(set(tok.tolist()))
+        key_of = np.array([keys_tok.index(t) for t in tok.tolist()])
+        pipe_free = afd_pipeline(L, m, ta[None, :], 0.0, tf[None, :], 0.0)
+        free = schedule_pipeline(pipe_free).makespan
+        coupled = None
+        if iteration_mode:
+            mkey = (tuple(tok.tolist()), tuple(np.round(ta / ta.max(), 2)) if ta.max() > 0 else (),
+                    round(float(ta.max()), 8), round(float(tf.max()), 8))
+            hit = None if detail else self._memo.get(mkey)
+            if hit is not None:
+                return AFDIteration(hit[0], free, hit[1], hit[2], m, ta, tf, tok)
+            pipe = afd_pipeline(L, m, ta[None, :], 0.0, tf[None, :], 0.0,
+                                traffic_a2f=2 * key_of[None, :], traffic_f2a=2 * key_of[None, :] + 1)
+            pats: list = []
+            for t in keys_tok:
+                pats.extend(self.traffic.flows(int(t)))
+            coupled = time_transfers(pipe, pats, self.traffic.timer, mode="iteration")
+            self.comm.solves += 1
+            self.comm.rounds += coupled.rounds
+            self.comm.unconverged += 0 if coupled.converged else 1
+            pipe, sched = coupled.pipeline, coupled.schedule
+            self._memo[mkey] = (sched.makespan, sched.busy_s.get("attention", 0.0),
+                                sched.busy_s.get("ffn", 0.0))
+        else:
+            pipe = afd_pipeline(L, m, ta[None, :], t_a2f[None, :], tf[None, :], t_f2a[None, :],
+                                traffic_a2f=2 * key_of[None, :], traffic_f2a=2 * key_of[None, :] + 1)
+            sched = schedule_pipeline(pipe)
+        det = (pipe, sched, coupled, keys_tok) if detail else None
+        return AFDIteration(sched.makespan, free, sched.busy_s.get("attention", 0.0),
+                            sched.busy_s.get("ffn", 0.0), m, ta, tf, tok, det)
+
+
+class AFDInstance(Instance):
+    """An AFD unit as a serving instance: E's ranks and scheduler, the AFD iteration time.
+
+    Each attention-DP rank splits its batch into m micro-batches (as evenly as possible);
+    micro-batch k's attention lasts the slowest rank's part k (ranks meet at every A2F), its
+    FFN prices the tokens of all ranks' parts k, per layer (stage totals / L). The LM head
+    and sampling are part of the attention stage, spread over the layers.
+    """
+
+    __slots__ = ("afd", "m", "window", "recorded", "totals")
+
+    def __init__(self, info: InstanceInfo, ranks: list, cost: Any, afd: AFDTimer,
+                 micro_batches: int, window: tuple[int, int]):
+        super().__init__(info, ranks, cost)
+        self.afd = afd
+        self.m = int(micro_batches)
+        self.window = window
+        self.recorded: dict[int, AFDIteration] = {}
+        self.totals = np.zeros(4)  # time, free time, attention busy, ffn busy
+
+    def start(self, now: float) -> float | None:
+        cost = self.cost
+        plans = []
+        wait = run = used = tmax = 0
+        n_all = pt_all = pr_all = 0
+        for sch in self.ranks:
+            p = sch.plan(now)
+            kv = sch.kv
+            wait += len(sch.waiting)
+            run += len(sch.running)
+            used += kv.capacity - kv.free
+            if p is None:
+                continue
+            plans.append(p)
+            n, _, p_tok, _, p_req = p
+            tmax = max(tmax, n + p_tok)
+            n_all += n
+            pt_all += p_tok
+            pr_all += p_req
+        tokens = n_all + pt_all
+        if tokens == 0:
+            self.busy = False
+            return None
+        m = max(1, min(self.m, tmax))
+        ta = np.zeros(m)
+        tok_k = np.zeros(m, dtype=np.int64)
+        for n, kv_sum, p_tok, p_kv, p_req in plans:
+            nk = split_even(n, m)
+            ptk = split_even(p_tok, m)
+            for k in range(m):
+                if nk[k] + ptk[k] == 0:
+                    continue
+                kvk = round(kv_sum * nk[k] / n) if n else 0
+                prk = max(1, -(-p_req * ptk[k] // p_tok)) if ptk[k] else 0
+                a = cost.attention(nk[k], kvk, ptk[k], p_kv if ptk[k] else 0, prk)
+                if a > ta[k]:
+                    ta[k] = a
+                tok_k[k] += nk[k] + ptk[k]
+        L = self.afd.L
+        dp = self.dp
+        tp = self.info.layout.tp
+        tf = np.array([cost.ffn(-(-int(t) // dp)) for t in tok_k.tolist()]) / L
+        ta = ta / L
+        per_rank = (tok_k + dp - 1) // dp
+        tok_gpu = (per_rank + tp - 1) // tp  # tokens each attention GPU sends (TP ranks share)
+        tok_gpu = np.array([self.afd.traffic.bucket(t) for t in tok_gpu.tolist()], dtype=np.int64)
+        idx = len(self.rows)
+        rec = self.window[0] <= idx < self.window[1]
+        it = self.afd.iteration(ta, tf, tok_gpu, detail=rec)
+        if rec:
+            self.recorded[idx] = it
+        self.totals += (it.total_s, it.free_s, it.attention_busy_s, it.ffn_busy_s)
+        comp, comm = it.free_s, it.total_s - it.free_s
+        self.rows.append((now, it.total_s, comp, comm, n_all, pt_all, pr_all, wait, run, used, tmax))
+        self.busy = True
+        return it.total_s
+
+
+class _CostView:
+    """The AFD units' compute memo with the AFD communication stats (for summary.json)."""
+
+    def __init__(self, cost: IterationCost, comm: AFDCommStats):
+        self._cost = cost
+        self.comm = comm
+
+    def source_seconds(self) -> dict[str, float]:
+        return self._cost.source_seconds()
+
+    def stats(self) -> dict:
+        return self._cost.stats()
+
+
+def micro_batches_of(d: Any, opts: Any) -> int:
+    """deployment.micro_batches when the config has it, else deployment.options.micro_batches."""
+    top = getattr(d, "micro_batches", None)
+    return int(top) if top is not None and "micro_batches" not in (d.options or {}) else int(opts.micro_batches)
+
+
+class AFDUnits:
+    """Builds the AFD units of a deployment (used by `afd` and by `pd_afd`'s decode side)."""
+
+    def __init__(self, dep: Deployment, opts: Any, first_gpu: int, decode_only: bool,
+                 timer: TransferTimer):
+        ctx = dep.ctx
+        d = ctx.cfg.deployment
+        ra, rf = d.roles["attention"], d.roles["ffn"]
+        la, lf = ra.layout.to_layout(), rf.layout.to_layout()
+        self.att_layout, self.ffn_layout = la, lf
+        self.M = la.tp * la.dp
+        self.N = lf.ep * lf.moe_tp
+        self.count = int(ra.count)
+        self.layout = ParallelLayout(tp=la.tp, dp=la.dp, ep=lf.ep, moe_tp=lf.moe_tp)
+        self.m = micro_batches_of(d, opts)
+        self.scheduler_cfg = ra.scheduler
+        self.first_gpu = first_gpu
+        self.num_gpus = self.count * (self.M + self.N)
+        self.timer = timer
+        self.opts = opts
+        att_plan, ffn_plan = afd_memory_plans(ctx.spec, ctx.cfg.hardware, d.memory, ra.scheduler,
+                                              la, lf, ctx.min_kv_tokens)
+        dep.memory["attention"] = att_plan
+        dep.memory["ffn"] = ffn_plan
+        self.feasible = att_plan.feasible and ffn_plan.feasible
+        self.reason = ("attention GPUs: " + att_plan.reason) if not att_plan.feasible else (
+            ("FFN GPUs: " + ffn_plan.reason) if not ffn_plan.feasible else "")
+        self.att_plan = att_plan
+        self.decode_only = decode_only
+        self.instances: list[AFDInstance] = []
+        out = getattr(ctx.cfg, "output", None)
+        win = list(getattr(out, "timeline_iterations", [0, 0]) or [0, 0])
+        self.window = (int(win[0]), int(win[1])) if len(win) == 2 else (0, 0)
+
+    def build(self, dep: Deployment, first_iid: int) -> list[Instance]:
+        ctx = dep.ctx
+        sc = self.scheduler_cfg
+        # E's memoised attention / FFN lookups (kv-grid interpolation, compute sources); AFD
+        # communication is the timeline's business, not the instance's comm model.
+        self.cost = IterationCost(ctx.step_cost_for(self.layout), NoComm(), sc.kv_len_grid_tokens)
+        self.comm = AFDCommStats(self.timer)
+        hasher = dep.hasher(sc.kv_block_tokens)
+        for u in range(self.count):
+            first = self.first_gpu + u * (self.M + self.N)
+            if u == 0:
+                # Units are alike on a symmetric fabric: all use the first unit's transfer times.
+                att = np.arange(first, first + self.M)
+                ffn = np.arange(first + self.M, first + self.M + self.N)
+                comm_cfg = ctx.cfg.deployment.comm
+                traffic = AFDTraffic(ctx.spec, att, ffn, self.timer, self.opts.a2f_dtype,
+                                     self.opts.f2a_dtype, comm_cfg.expert_imbalance,
+                                     getattr(comm_cfg, "token_grid_percent", 0.0))
+                self.afd = AFDTimer(ctx.spec.num_layers, traffic, self.comm)
+            ranks = [Scheduler(first_iid + u, KVCache(self.att_plan.kv_blocks_per_rank, sc.kv_block_tokens),
+                               hasher, ctx.state, token_budget=sc.max_batched_tokens,
+                               max_running=sc.max_running_requests, chunked_prefill=sc.chunked_prefill,
+                               watermark=sc.watermark)
+                     for _ in range(self.layout.dp)]
+            info = InstanceInfo(iid=first_iid + u, role="afd", layout=self.layout, first_gpu=first,
+                                num_gpus=self.M + self.N)
+            inst = AFDInstance(info, ranks, self.cost, self.afd, self.m, self.window)
+            inst.end_event = IterationEnd(dep, inst)
+            self.instances.append(inst)
+        return self.instances
+
+    def describe(self) -> dict:
+        return {"units": self.count, "attention_gpus_per_unit": self.M, "ffn_gpus_per_unit": self.N,
+                "attention_layout": dataclasses.asdict(self.att_layout),
+                "ffn_layout": dataclasses.asdict(self.ffn_layout), "micro_batches": self.m,
+                "a2f_dtype": self.opts.a2f_dtype, "f2a_dtype": self.opts.f2a_dtype}
+
+    def summary_extras(self) -> dict:
+        """attention_busy, ffn_busy (fractions of the units' iteration time), comm_exposed_fraction."""
+        t = sum((inst.totals for inst in self.instances), np.zeros(4))
+        if t[0] <= 0:
+            return {"attention_busy": None, "ffn_busy": None, "comm_exposed_fraction": None}
+        return {"attention_busy": float(t[2] / t[0]), "ffn_busy": float(t[3] / t[0]),
+                "comm_exposed_fraction": float((t[0] - t[1]) / t[0])}
+
+    def trace(self, tb: Any) -> None:
+        """Add the recorded iterations of every unit to a TraceBuilder."""
+        from cosim.network.fabric import LINK_CLASS_NAMES
+        from cosim.timeline.perfetto import flow_link_classes
+
+        graph = getattr(self.timer, "graph", None)
+        for inst in self.instances:
+            proc = f"afd unit {inst.iid} ({self.M} attention + {self.N} FFN GPUs)"
+            for idx, it in sorted(inst.recorded.items()):
+                t0 = float(inst.rows[idx][0])
+                pipe, sched, coupled, keys_tok = it.detail
+                g = pipe.graph()
+                tb.add_schedule(proc, g, sched, origin_s=t0, iteration=idx)
+                if graph is None:
+                    continue
+                flows, finish, group = _iteration_flows(pipe, sched, coupled, self.afd.traffic, keys_tok)
+                if flows is None or len(flows) == 0:
+                    continue
+                cls = flow_link_classes(graph, flows.src, flows.dst)
+                names = {int(t): f"{g.kinds[g.kind[t]]} L{g.layer[t]} mb{g.micro_batch[t]}"
+                         for t in np.unique(group).tolist()}
+                tb.add_flows(proc, flows, finish, cls, LINK_CLASS_NAMES, origin_s=t0, group=group,
+                             group_names=names)
+
+
+def _iteration_flows(pipe, sched, coupled, traffic: AFDTraffic, keys_tok: list[int]):
+    """The flows of a recorded iteration with their finish times, grouped by task."""
+    if coupled is not None and coupled.flows is not None:
+        keep = coupled.flow_task >= 0
+        f = coupled.flows
+        sub = FlowBatch(f.src[keep], f.dst[keep], f.size[keep], f.start[keep], f.tag[keep])
+        return sub, coupled.flow_result.finish[keep], coupled.flow_task[keep]
+    tr = pipe.traffic.ravel()
+    tasks = np.flatnonzero(tr >= 0)
+    parts, fins, groups = [], [], []
+    for t in tasks.tolist():
+        key = int(tr[t])
+        tok = keys_tok[key // 2]
+        fin = traffic._finish.get(tok)
+        if fin is None:
+            continue
+        fl = traffic.flows(tok)[key % 2]
+        st = float(sched.start[t])
+        parts.append(FlowBatch(fl.src, fl.dst, fl.size, fl.start + st, fl.tag))
+        fins.append(fin[key % 2] + st)
+        groups.append(np.full(len(fl), t))
+    if not parts:
+        return None, None, None
+    return FlowBatch.concat(parts), np.concatenate(fins), np.concatenate(groups)
+
+
+@register_deployment("afd")
+class AFDDeployment(Deployment):
+    """M attention + N FFN GPUs per unit, prefill and decode both in the unit."""
+
+    def __init__(self, ctx: SimContext):
+        super().__init__(ctx)
+        d = ctx.cfg.deployment
+        validate_disagg(d, "deployment")
+        self.opts = parse_options("afd", d.options, "deployment.options")
+        ra, rf = d.roles["attention"], d.roles["ffn"]
+        gpus = int(ra.count) * (ra.layout.tp * ra.layout.dp + rf.layout.ep * rf.layout.moe_tp)
+        self.num_gpus = gpus
+        self.timer = TransferTimer(ctx.cfg, gpus, getattr(ctx, "shared", None))
+        self.units = AFDUnits(self, self.opts, 0, decode_only=False, timer=self.timer)
+        if not self.units.feasible:
+            self.infeasible(self.units.reason)
+            return
+        self.instances = self.units.build(self, 0)
+        sc = ra.scheduler
+        self.router = make_router(d.router, self.instances, hasher=self.hasher(sc.kv_block_tokens),
+                                  prompt_tokens=ctx.state.prompt)
+
+    def on_arrival(self, now: float, rid: int):
+        self.arrival(now, rid)
+        inst = self.router.pick(rid)
+        inst.enqueue(rid)
+        if inst.busy:
+            return None
+        return self.start(inst, now)
+
+    def on_iteration_end(self, now: float, inst: Instance):
+        finished, _ = inst.complete(now)
+        dur = inst.start(now)
+        nxt = [] if dur is None else [(now + dur, inst.end_event)]
+        if finished:
+            nxt.extend(self.follow_ups(finished, now))
+        return nxt
+
+    # --- reporting ---------------------------------------------------------------------------
+    def describe(self) -> dict:
+        out = super().describe()
+        out["gpus_by_role"] = {"attention": self.units.count * self.units.M,
+                               "ffn": self.units.count * self.units.N}
+        out["afd"] = self.units.describe()
+        return out
+
+    def cost_models(self) -> list:
+        if not self.feasible:
+            return []
+        return [_CostView(self.units.cost, self.units.comm), TransferStatsView(self.timer)]
+
+    def summary_extras(self, req=None, it=None) -> dict:
+        return {**self.units.summary_extras(), "kv_transfer_ms_p50": None, "kv_transfer_ms_p99": None}
+
+    def artifacts(self) -> dict:
+        from cosim.timeline.perfetto import TraceBuilder
+
+        tb = TraceBuilder()
+        self.units.trace(tb)
+        return {"timeline.json": tb.to_dict()}
+
+    def close(self) -> None:
+        self.timer.close()
