@@ -14,8 +14,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[ns3,launchers,dev]'
 	touch $(STAMP)
 
+# The main job: the default experiment with its fabric timed packet by packet by a local
+# ns-3 server (started and stopped by cosim). Extra Hydra overrides go in ARGS.
 run: $(STAMP)
-	$(BIN)/cosim $(ARGS)
+	$(BIN)/cosim network=ns3 $(ARGS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
