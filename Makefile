@@ -26,7 +26,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check cosim tests benchmarks scripts
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/run_all.py
+	for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:
 	rm -rf $(VENV) outputs multirun .cosim_cache
