@@ -78,12 +78,10 @@ def register_configs() -> None:
     from cosim.config import apps  # noqa: F401  (registers the inspection apps' schemas)
 
     apps.register(cs)
-    try:  # topologies live in topologies/*.yaml and register themselves into group `topology`
-        from cosim.network.topology import register_topologies
-    except ImportError:  # pragma: no cover - during bootstrap of the package
-        pass
-    else:
-        register_topologies(cs)
+    # Topologies live in topologies/*.yaml and register themselves into group `topology`.
+    from cosim.network.topology import register_topologies
+
+    register_topologies(cs)
     _registered = True
 
 

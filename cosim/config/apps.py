@@ -22,9 +22,6 @@ def register(cs: ConfigStore) -> None:
     import importlib
 
     for mod in ("cosim.apps.info", "cosim.apps.estimate", "cosim.network.microbench"):
-        try:
-            importlib.import_module(mod)
-        except ImportError:
-            pass
+        importlib.import_module(mod)
     for name, cls in _APPS:
         cs.store(name=name, node=cls)
