@@ -70,10 +70,10 @@ def _measured_ops(model: ComputeModel):
         if not lowered:
             out.append((op("g", OpKind.gemm, dict(m=int(m), n=int(n), k=int(k),
                                                   dtype="fp8_block")), raw))
-    g = tables.table("moe_perf").grid(("fp8_block", 7168, 2048, 8, 256, 1, 8, "power_law_1.2"))
-    for (t,), raw, lowered in g.points():
-        if not lowered:
-            out.append((op("moe", OpKind.moe, dict(MOE_DIMS, tokens=int(t))), raw))
+    g = tables.table("moe_perf").grid(("fp8_block", 7168, 2048, 8, 256, 1, "balanced"))
+    for (ep, t), raw, lowered in g.points():
+        if not lowered and ep in (8, 32):
+            out.append((op("moe", OpKind.moe, dict(MOE_DIMS, ep=int(ep), tokens=int(t))), raw))
     g = tables.table("dsa_generation_module_perf").grid(("bfloat16", "fp8", "fp8_block", 16))
     for (b, kv), raw, lowered in rng.sample(g.points(), 40):
         if not lowered:

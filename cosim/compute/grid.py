@@ -84,15 +84,18 @@ class LogGrid:
         if res[1]:  # a grid point: its stored value, not exp(log(value))
             idx = tuple(bisect_left(ax, x) for x, ax in zip(point, self.axes, strict=True))
             return float(self.env[idx]), True, res[2]
-        return math.exp(res[0]), False, res[2]
+        # An interpolation lies between the grid values it blends; clamping removes the
+        # rounding of exp(log(v)) (1 ulp), which would break monotonicity at grid points.
+        return min(max(math.exp(res[0]), res[3]), res[4]), False, res[2]
 
     def _interp(self, point: Sequence[float], a: int, prefix: tuple[int, ...]
-                ) -> tuple[float, bool, bool] | None:
+                ) -> tuple[float, bool, bool, float, float] | None:
         if a == self.ndim:
             lv = self._logenv[prefix]
             if lv != lv:  # NaN: a hole in the sweep
                 return None
-            return float(lv), True, bool(self._lowered[prefix])
+            v = float(self.env[prefix])
+            return float(lv), True, bool(self._lowered[prefix]), v, v
         ax = self.axes[a]
         x = point[a]
         j = bisect_left(ax, x)
@@ -118,8 +121,10 @@ class LogGrid:
             return None
         t = self._t[a]
         w = (self._tf(a, x) - t[i]) / (t[k] - t[i])
-        # lo + w * (hi - lo): monotone in w under rounding, exact on flat stretches
-        return lo[0] + w * (hi[0] - lo[0]), False, lo[2] or hi[2]
+        # lo + w * (hi - lo): monotone in w under rounding, exact on flat stretches; the
+        # smallest and largest grid values used travel along (see lookup)
+        return (lo[0] + w * (hi[0] - lo[0]), False, lo[2] or hi[2], min(lo[3], hi[3]),
+                max(lo[4], hi[4]))
 
     def anchor(self, point: Sequence[float], shrink: Sequence[int] = ()) -> tuple[float, ...] | None:
         """The usable point nearest `point`: clamp every axis into range, then walk the

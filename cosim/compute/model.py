@@ -76,10 +76,18 @@ class ComputeModel:
             "tables": dict(self.tables.provenance) if self.tables else {},
         }
 
-    def latency(self, op: Operator) -> OpLatency:
-        """Latency of one invocation of `op` on one GPU."""
+    def latency(self, op: Operator, phase: str | None = None) -> OpLatency:
+        """Latency of one invocation of `op` on one GPU.
+
+        `phase` ("context" for a batch with prefill tokens, "generation" for a decode-only
+        batch) is the batch's phase for operators whose dims do not carry one (MoE: it
+        selects sglang's DeepEP normal or low-latency expert kernels).
+        """
         if op.kind == OpKind.comm:
             raise ValueError(f"{op.name}: comm operators are priced by the network backend")
+        if phase is not None and op.kind == OpKind.moe and "phase" not in op.dims:
+            op = Operator(op.name, op.kind, {**op.dims, "phase": str(phase)}, op.flops,
+                          op.bytes, op.count, op.stage, op.parts)
         try:
             key = (op.kind, tuple(sorted(op.dims.items())), op.flops, op.bytes,
                    tuple((p.name, p.flops, p.bytes, p.count) for p in op.parts))
@@ -115,11 +123,13 @@ class ComputeModel:
         make = QUERIES.get(op.kind)
         if make is None:
             return None
-        for q in make(op, self.cfg):
+        for q in make(op, self.cfg, self.tables):
             table = self.tables.table(q.table)
             grid = table.grid(q.key) if table is not None else None
             if grid is None:
                 continue
+            if q.exclude_lanes and table.lanes_of(q.key) & set(q.exclude_lanes):
+                continue  # these rows time another computation (predictors.py says which)
             return self._from_grid(op, q, grid)
         return None
 
@@ -268,8 +278,15 @@ class Estimate:
                 "ops": [o.to_dict() for o in self.ops], "excluded_comm_ops": self.excluded}
 
 
-def estimate(ops: Iterable[Operator], model: ComputeModel) -> Estimate:
-    """Price every operator (times its count); comm operators are listed, not priced."""
+def estimate(ops: Iterable[Operator], model: ComputeModel, phase: str | None = None) -> Estimate:
+    """Price every operator (times its count); comm operators are listed, not priced.
+
+    `phase` is the forward pass's phase (context | generation); by default it is read from
+    the sequence operators, which carry it (see ComputeModel.latency).
+    """
+    ops = list(ops)
+    if phase is None:
+        phase = next((str(o.dims["phase"]) for o in ops if "phase" in o.dims), None)
     rows: list[OpEstimate] = []
     by_source: dict[str, float] = {s: 0.0 for s in SOURCES}
     by_stage: dict[str, float] = {}
@@ -278,7 +295,7 @@ def estimate(ops: Iterable[Operator], model: ComputeModel) -> Estimate:
         if op.kind == OpKind.comm:
             excluded.append(op.name)
             continue
-        lat = model.latency(op)
+        lat = model.latency(op, phase)
         total = lat.latency_s * op.count
         rows.append(OpEstimate(op.name, op.kind.value, op.stage, op.count, lat.latency_s, total,
                                lat.source, lat.table, lat.flags))

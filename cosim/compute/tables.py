@@ -164,6 +164,17 @@ def _prefix_from_step(df: pd.DataFrame) -> pd.DataFrame:
     return df.assign(prefix=df["step"])
 
 
+def _kv_from_isl(df: pd.DataFrame) -> pd.DataFrame:
+    # sglang WideEP MLA generation rows: isl is the KV length (latency grows with it).
+    return df.assign(kv_len=df["isl"])
+
+
+def _uniform_is_balanced(df: pd.DataFrame) -> pd.DataFrame:
+    # The WideEP collectors call equal tokens per local expert "uniform"; moe_perf calls
+    # the same routing "balanced".
+    return df.assign(distribution=df["distribution"].replace({"uniform": "balanced"}))
+
+
 @dataclass(frozen=True)
 class TableSpec:
     """How one table is keyed: categorical columns select a grid, numeric axes span it."""
@@ -187,6 +198,8 @@ class TableSpec:
 _ATTN_CATS = ("attn_dtype", "kv_cache_dtype", "num_heads", "num_key_value_heads", "head_dim",
               "window_size", "beam_width")
 _MODULE_CATS = ("mla_dtype", "kv_cache_dtype", "gemm_type", "num_heads")
+_MOE_CATS = ("moe_dtype", "hidden_size", "inter_size", "topk", "num_experts", "moe_tp_size",
+             "distribution")
 
 SPECS: dict[str, TableSpec] = {s.name: s for s in (
     TableSpec("gemm_perf", "gemm", ("gemm_dtype",), ("m", "n", "k"), monotone=("m",)),
@@ -223,11 +236,31 @@ SPECS: dict[str, TableSpec] = {s.name: s for s in (
               ("batch_size", "kv_len"), derive=_kv_module_generation,
               model="deepseek-ai/DeepSeek-V3.2", op_name="dsa_generation_module",
               monotone=("batch_size", "kv_len"), required=("step", "isl")),
-    TableSpec("moe_perf", "moe",
-              ("moe_dtype", "hidden_size", "inter_size", "topk", "num_experts", "moe_tp_size",
-               "moe_ep_size", "distribution"),
-              ("num_tokens",), monotone=("num_tokens",)),
+    # MoE: num_tokens = all tokens entering the EP group (global), latency = one GPU's
+    # experts (docs/compute.md, "MoE tables"). moe_ep_size is an axis, so EP sizes between
+    # the swept ones (48, 72, 96) are interpolated; it is not monotone (more GPUs, less work).
+    TableSpec("moe_perf", "moe", _MOE_CATS, ("moe_ep_size", "num_tokens"),
+              monotone=("num_tokens",)),
+    # sglang DeepEP expert cores (DeepGEMM): normal kernels (contiguous layout) and
+    # low-latency kernels (masked layout); "uniform" rows are the balanced ones.
+    TableSpec("wideep_context_moe_perf", "moe", _MOE_CATS, ("moe_ep_size", "num_tokens"),
+              derive=_uniform_is_balanced, monotone=("num_tokens",)),
+    TableSpec("wideep_generation_moe_perf", "moe", _MOE_CATS, ("moe_ep_size", "num_tokens"),
+              derive=_uniform_is_balanced, monotone=("num_tokens",)),
+    # sglang DP-attention MLA block of DeepSeek-V3 (projections + core), fp8_block GEMMs and
+    # fp8 KV; generation rows: isl is the KV length (no step axis).
+    TableSpec("wideep_context_mla_perf", "mla", _MODULE_CATS,
+              ("batch_size", "isl", "prefix"), derive=_prefix_from_step,
+              model="deepseek-ai/DeepSeek-V3", monotone=("batch_size", "isl", "prefix"),
+              zero_axes=("prefix",), required=("step",)),
+    TableSpec("wideep_generation_mla_perf", "mla", _MODULE_CATS,
+              ("batch_size", "kv_len"), derive=_kv_from_isl,
+              model="deepseek-ai/DeepSeek-V3", monotone=("batch_size", "kv_len"),
+              required=("isl",)),
 )}
+
+# Tables whose rows are attention modules/kernels, for the attention lane default.
+ATTENTION_LANE_TABLES = frozenset({"wideep_context_mla_perf", "wideep_generation_mla_perf"})
 
 
 # ------------------------------------------------------------------------------------------
@@ -245,6 +278,7 @@ class LoadedTable:
     duplicates_aggregated: int  # rows merged into a median
     _groups: dict[tuple, np.ndarray] = field(default_factory=dict, repr=False)
     _grids: dict[tuple, object] = field(default_factory=dict, repr=False)
+    _alternatives: dict[int, dict[tuple, list]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         cats = list(self.spec.categories)
@@ -252,6 +286,24 @@ class LoadedTable:
             for key, idx in self.frame.groupby(cats, sort=False).indices.items():
                 key = key if isinstance(key, tuple) else (key,)
                 self._groups[tuple(_plain(k) for k in key)] = idx
+
+    def lanes_of(self, key: tuple) -> frozenset[str]:
+        """The kernel_sources that the points of grid `key` were measured with."""
+        idx = self._groups.get(key)
+        if idx is None:
+            return frozenset()
+        return frozenset(self.frame["kernel_source"].iloc[idx].astype(str).unique())
+
+    def alternatives(self, key: tuple, position: int) -> list:
+        """Values of categorical field `position` among the keys equal to `key` in every
+        other field (e.g. the expert counts measured for one MoE shape and layout)."""
+        index = self._alternatives.get(position)
+        if index is None:
+            index = {}
+            for k in self._groups:
+                index.setdefault(k[:position] + k[position + 1:], []).append(k[position])
+            self._alternatives[position] = index
+        return index.get(key[:position] + key[position + 1:], [])
 
     @property
     def keys(self) -> list[tuple]:
@@ -299,6 +351,9 @@ def _read(path: Path, spec: TableSpec) -> pd.DataFrame:
         df = df.assign(beam_width=1)
     if "window_size" in spec.categories and "window_size" not in df:
         df = df.assign(window_size=0)
+    if "gemm_type" in spec.categories and "gemm_type" not in df and "mla_dtype" in df:
+        # sglang 0.5.6.post2 WideEP MLA rows: one dtype column for GEMMs and attention
+        df = df.assign(gemm_type=df["mla_dtype"])
     needed = set(spec.categories) | set(spec.required) | {"latency"}
     needed |= {a for a in spec.axes if a not in ("kv_len", "prefix")}
     missing = sorted(c for c in needed if c not in df.columns)
@@ -427,7 +482,8 @@ class TableSet:
         order = []
         if spec.name in self.user_lanes:
             order.append(self.user_lanes[spec.name])
-        if spec.family == "attention" and self.system is not None:
+        if (spec.family == "attention" or spec.name in ATTENTION_LANE_TABLES) \
+                and self.system is not None:
             defaults = _attention_lane_defaults().get(self.framework, {}).get(self.version, {})
             lane = defaults.get(sm_version(self.system)) if defaults else None
             if lane:

@@ -25,9 +25,13 @@ class ComputeConfig:
     # A folder of <table>.parquet files in the aiconfigurator schema (written by
     # scripts/profile_kernels.py); its tables are read before the shipped ones.
     table_dir: str = ""
-    # Expert-load distribution of the MoE rows: power-law rows time the most loaded GPU
-    # (the straggler that sets the layer time); aiconfigurator's own default is power_law_1.2.
-    moe_distribution: str = "power_law_1.2"
+    # Expert-load distribution of the MoE rows. balanced (default): every GPU gets its mean
+    # share of token-expert pairs, the load the operators' FLOPs, the roofline and the
+    # out-of-grid scaling assume (EPLB deployments, such as the public DeepSeek ones, are
+    # close to it). power_law_1.01 / power_law_1.2: the most loaded GPU under synthetic
+    # Pareto expert popularity without EPLB (2x the mean load at EP8, 4x at EP32 in the
+    # h100 tables); aiconfigurator's default. See docs/compute.md, "MoE tables".
+    moe_distribution: str = "balanced"
     # Preferred kernel_source per table name (e.g. {moe_perf: moe_torch_flow_min_latency});
     # a table's lane is otherwise the framework default or the best covered one.
     lanes: dict[str, str] = field(default_factory=dict)
