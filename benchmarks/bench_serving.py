@@ -1,9 +1,11 @@
 """Speed of the serving engine: simulated output tokens per wall second.
 
 Decode-heavy workload (fixed ISL 1024 / OSL 4096, closed loop) on 16 chunked replicas of
-DeepSeek-V3.2 on B200 (EP8 + DP8 attention each, 128 GPUs), alpha-beta communication.
-Reports simulated output tokens per wall second of the event loop (the compute model's tables
-are loaded by the first cost lookups inside it). Run on one core:
+DeepSeek-V3.2 on B200 (EP8 + DP8 attention each, 128 GPUs), alpha-beta communication
+(`--network analytical`: the EP all-to-all timed by the analytical flow model behind the
+result cache, `--cache PATH` for its sqlite file). Reports simulated output tokens per wall
+second of the event loop (the compute model's tables are loaded by the first cost lookups
+inside it) and the network lookups by what answered them. Run on one core:
 
     taskset -c 0 python benchmarks/bench_serving.py [--users-per-rank 8] [--requests N] [--profile]
 """
@@ -17,14 +19,21 @@ import pstats
 import time
 
 
-def overrides(requests: int, replicas: int, users_per_rank: int) -> list[str]:
+def overrides(requests: int, replicas: int, users_per_rank: int, network: str = "alpha_beta",
+              cache: str = "") -> list[str]:
     users = replicas * 8 * users_per_rank
+    if network == "alpha_beta":
+        net = ["network=analytical", "deployment.comm.model=alpha_beta"]
+    else:
+        net = ["network=analytical", "deployment.comm.model=fabric"]
+        if cache:
+            net.append(f"network.cache.path={cache}")
     return [
         "deployment=chunked", f"deployment.replicas={replicas}",
         "deployment.scheduler.max_running_requests=64",
         "workload=fixed", "workload.input_tokens.mean=1024", "workload.output_tokens.mean=4096",
         f"workload.num_requests={requests}", "workload.arrival.process=closed_loop",
-        f"workload.arrival.users={users}", "network=analytical", "deployment.comm.model=alpha_beta",
+        f"workload.arrival.users={users}", *net,
         f"topology.num_nodes={replicas}", "output.progress=false",
     ]
 
@@ -35,6 +44,8 @@ def main() -> None:
     ap.add_argument("--replicas", type=int, default=16)
     ap.add_argument("--users-per-rank", type=int, default=8)  # decode batch 64 per replica
     ap.add_argument("--profile", action="store_true", help="cProfile the run, print the top 25")
+    ap.add_argument("--network", choices=("alpha_beta", "analytical"), default="alpha_beta")
+    ap.add_argument("--cache", default="", help="network result cache (sqlite) path")
     args = ap.parse_args()
 
     from cosim.api import compose_config
@@ -42,10 +53,11 @@ def main() -> None:
     from cosim.serving.events import RequestArrival
     from cosim.serving.simulation import prepare
 
-    cfg = compose_config(overrides(args.requests, args.replicas, args.users_per_rank))
+    cfg = compose_config(overrides(args.requests, args.replicas, args.users_per_rank,
+                                   args.network, args.cache))
     # Warm the compute model's tables (a one-off cost of any run, not the engine's).
     t0 = time.perf_counter()
-    dep, ctx, _ = prepare(cfg)
+    dep, ctx, shared = prepare(cfg)
     t_prepare = time.perf_counter() - t0
 
     def run() -> float:
@@ -73,7 +85,10 @@ def main() -> None:
         "output_tok_per_wall_s": round(out_tokens / wall),
         "us_per_iteration": round(wall / max(iters, 1) * 1e6, 2),
         "cost_entries": sum(c.stats()["cost_entries"] for c in dep.cost_models()),
+        "network": args.network, **shared["lookups"].summary(),
     }, indent=1))
+    if shared.get("backend") is not None:
+        shared["backend"].close()
 
 
 if __name__ == "__main__":

@@ -12,6 +12,12 @@ Definitions (times in seconds inside, milliseconds in summary names ending in _m
   (and E2E <= slo.e2e when set); goodput_tok_s = output tokens of those requests / simulated_s
 - prefix_hit_rate = prompt tokens served from the prefix cache / prompt tokens (first
   admission of each request; recomputation after preemption is not counted as a hit)
+- network_lookups / network_cache_*: the flow batches the run's iterations and transfers
+  asked the network for, by what answered them (the run's memo, the result cache's LRU or
+  sqlite, or the backend: a miss); network_cache_hit_rate = hits / lookups
+  (cosim.serving.network_lookups)
+- comm_exposed_fraction (every kind; from the deployment's summary_extras): share of the
+  iteration time spent in communication that no compute hides
 """
 
 from __future__ import annotations
@@ -93,9 +99,27 @@ def _clean(v: Any) -> Any:
     return v
 
 
+# network lookup counts that depend on what the on-disk result cache held before the run
+# (cosim.serving.network_lookups); network_lookups and network_cache_hits_memo do not
+CACHE_HISTORY_KEYS = ("network_cache_hits", "network_cache_hits_lru", "network_cache_hits_sqlite",
+                      "network_cache_misses", "network_cache_hit_rate")
+
+
+def _network_fields(network: dict | None) -> dict:
+    """network_lookups and network_cache_* (zero lookups, rate None, when nothing was looked up)."""
+    out = {"network_lookups": 0, "network_cache_hits": 0, "network_cache_hits_memo": 0,
+           "network_cache_hits_lru": 0, "network_cache_hits_sqlite": 0,
+           "network_cache_misses": 0, "network_cache_hit_rate": None}
+    out.update(network or {})
+    return out
+
+
 def summarize(ctx: Any, dep: Any, req: pd.DataFrame, it: pd.DataFrame, wall_s: float,
-              events: int, comm_stats: dict) -> dict:
-    """summary.json of a run (see the module docstring for the definitions)."""
+              events: int, comm_stats: dict, network: dict | None = None) -> dict:
+    """summary.json of a run (see the module docstring for the definitions).
+
+    `network`: NetworkLookups.summary() of the run (network_lookups, network_cache_*).
+    """
     cfg = ctx.cfg
     slo = cfg.slo
     wname = cfg.workload.name
@@ -118,6 +142,7 @@ def summarize(ctx: Any, dep: Any, req: pd.DataFrame, it: pd.DataFrame, wall_s: f
         "workload_notes": dict(ctx.table.notes),
     }
     if not dep.feasible:
+        base.update(_network_fields(network))
         base.update(dep.summary_extras(req, it))
         return _clean(base)
     done = np.isfinite(req["finish_s"].to_numpy())
@@ -168,11 +193,9 @@ def summarize(ctx: Any, dep: Any, req: pd.DataFrame, it: pd.DataFrame, wall_s: f
         "kv_peak_blocks": int(it["kv_used_blocks"].max()) if len(it) else 0,
         "events": int(events),
         # run-history facts (cache hits depend on what the on-disk cache held) stay out of
-        # `comm`, so that only sim_wall_s and network_cache_* differ between equal runs
-        "comm": {**ctx.notes, **{k: v for k, v in comm_stats.items()
-                                 if k not in ("network_cache_hits", "network_cache_misses")}},
-        "network_cache_hits": int(comm_stats.get("network_cache_hits", 0)),
-        "network_cache_misses": int(comm_stats.get("network_cache_misses", 0)),
+        # `comm`, so that only sim_wall_s and CACHE_HISTORY_KEYS differ between equal runs
+        "comm": {**ctx.notes, **comm_stats},
     })
+    base.update(_network_fields(network))
     base.update(dep.summary_extras(req, it))
     return _clean(base)

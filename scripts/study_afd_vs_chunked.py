@@ -33,7 +33,7 @@ CHUNKED = {
     "chunked 1x(DP16 EP16)": ["deployment=chunked", "deployment.layout.dp=16", "deployment.layout.ep=16"],
 }
 AFD = {
-    f"afd 8+8 attn {att} m={m}": ["deployment=afd", f"deployment.options.micro_batches={m}",
+    f"afd 8+8 attn {att} m={m}": ["deployment=afd", f"deployment.micro_batches={m}",
                                   *(["deployment.roles.attention.layout.tp=8",
                                      "deployment.roles.attention.layout.dp=1"] if att == "TP8" else [])]
     for att in ("DP8", "TP8") for m in (1, 2, 3)

@@ -17,7 +17,7 @@ DP = 8  # attention-DP ranks of the default AFD unit
 
 
 def afd_run(m: int, users: int, toy: ToyStepCost, extra: list[str]):
-    cfg = config(["deployment=afd", f"deployment.options.micro_batches={m}",
+    cfg = config(["deployment=afd", f"deployment.micro_batches={m}",
                   *FIXED, f"workload.num_requests={users}", f"workload.arrival.users={users}",
                   "deployment.roles.attention.scheduler.kv_len_grid_tokens=0", *extra])
     return cfg, run_simulation(cfg, step_cost_factory=toy_factory(toy))
@@ -143,7 +143,8 @@ def test_iteration_mode_couples_the_timeline_with_the_network():
 
 
 @pytest.mark.parametrize("override,field", [
-    ("deployment.options.micro_batches=0", "deployment.options.micro_batches"),
+    ("deployment.micro_batches=0", "deployment.micro_batches"),
+    ("+deployment.options.micro_batches=0", "deployment.options.micro_batches"),
     ("deployment.options.a2f_dtype=fp4", "deployment.options.a2f_dtype"),
     ("deployment.roles.ffn.count=2", "deployment.roles.ffn.count"),
     ("deployment.roles.attention.layout.ep=8", "deployment.roles.attention.layout.ep"),
@@ -154,3 +155,25 @@ def test_bad_afd_config_names_the_field(override, field):
     with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
         run_simulation(config(["deployment=afd", *FIXED, override]),
                        step_cost_factory=toy_factory(ToyStepCost(1e-3, 0, 1e-3, 0)))
+
+
+def test_config_validation_checks_the_roles_before_anything_is_built():
+    from cosim.config import validate
+    from cosim.config.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"deployment\.roles\.ffn\.count"):
+        validate(config(["deployment=afd", "deployment.roles.ffn.count=2"]))
+    with pytest.raises(ConfigError, match=r"deployment\.roles\.attention"):
+        validate(config(["deployment=pd", "deployment.kind=afd"]))  # pd's roles, afd's kind
+
+
+def test_micro_batches_is_a_deployment_knob_and_the_old_option_overrides_it():
+    toy = ToyStepCost(1e-3, 0, 1e-3, 0)
+    base = ["deployment=afd", *FIXED, "workload.num_requests=16", "deployment.comm.model=none"]
+    top = run_simulation(config([*base, "deployment.micro_batches=2"]),
+                         step_cost_factory=toy_factory(toy))
+    old = run_simulation(config([*base, "deployment.micro_batches=2",
+                                 "+deployment.options.micro_batches=4"]),
+                         step_cost_factory=toy_factory(toy))
+    assert top.summary["deployment"]["afd"]["micro_batches"] == 2
+    assert old.summary["deployment"]["afd"]["micro_batches"] == 4

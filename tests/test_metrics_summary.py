@@ -68,3 +68,36 @@ def test_summary_figures_follow_from_the_request_table():
     assert s["goodput_tok_s"] == pytest.approx(req.output_tokens[req.meets_slo].sum() / span)
     assert s["compute_sources"] == pytest.approx({"toy": 1.0})
     assert s["slo"] == {"ttft_ms": 500.0, "tpot_ms": 50.0, "e2e_ms": None}
+
+
+DEPLOYMENT_KEYS = ("kv_transfer_ms_p50", "kv_transfer_ms_p99", "kv_transfers", "attention_busy",
+                   "ffn_busy", "comm_exposed_fraction")
+
+
+def test_every_deployment_kind_reports_the_same_summary_keys_and_a_timeline():
+    from disagg_toy_cost import FIXED, ToyStepCost, config, toy_factory
+
+    from cosim.serving.simulation import run_simulation
+
+    toy = toy_factory(ToyStepCost(2e-3, 1e-5, 3e-3, 1e-5))
+    out = {kind: run_simulation(config([f"deployment={kind}", *FIXED, "workload.num_requests=24",
+                                        "deployment.comm.model=alpha_beta", "topology.num_nodes=3"]),
+                                step_cost_factory=toy)
+           for kind in ("chunked", "pd", "afd", "pd_afd")}
+    keys = {kind: set(o.summary) for kind, o in out.items()}
+    assert all(k == keys["chunked"] for k in keys.values())
+    assert set(DEPLOYMENT_KEYS) <= keys["chunked"]
+    ch = out["chunked"]
+    assert ch.summary["kv_transfer_ms_p50"] is None and ch.summary["attention_busy"] is None
+    it = ch.iterations
+    assert ch.summary["comm_exposed_fraction"] == pytest.approx(it.comm_s.sum() / it.duration_s.sum())
+    assert 0 < ch.summary["comm_exposed_fraction"] < 1
+    assert out["pd"].summary["kv_transfers"] == 24 and out["pd"].summary["kv_transfer_ms_p50"] > 0
+    assert out["afd"].summary["attention_busy"] > 0 and out["pd_afd"].summary["ffn_busy"] > 0
+    # timeline.json: one event per iteration of output.timeline_iterations ([0, 3)) per instance
+    events = ch.artifacts["timeline.json"]["traceEvents"]
+    spans = [e for e in events if e.get("ph") == "X"]
+    assert [e["name"] for e in spans] == ["iteration 0", "iteration 1", "iteration 2"]
+    first = it.iloc[0]
+    assert spans[0]["args"]["comm_ms"] == pytest.approx(first.comm_s * 1e3)
+    assert spans[0]["dur"] == pytest.approx(first.duration_s * 1e6)

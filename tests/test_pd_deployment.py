@@ -88,3 +88,23 @@ def test_unknown_option_and_missing_role_name_the_field():
     with pytest.raises(ConfigError, match="topology.num_nodes"):
         run_simulation(config(["deployment=pd_afd", *FIXED, *NET, "topology.num_nodes=2"]),
                        step_cost_factory=toy_factory(TOY))
+
+
+@pytest.mark.parametrize("kind", ["pd", "afd", "pd_afd"])
+def test_transfers_and_instances_share_the_run_network_backend(kind, tmp_path):
+    # one backend per run (with network=ns3 a second one would be a second ns-3 server)
+    from cosim.serving.simulation import prepare
+
+    cfg = config([f"deployment={kind}", *FIXED, "network=analytical", "topology.num_nodes=3",
+                  f"network.cache.path={tmp_path / 'net.sqlite'}"])
+    dep, ctx, shared = prepare(cfg, step_cost_factory=toy_factory(TOY))
+    try:
+        assert shared is ctx.shared and dep.timer.backend is shared["backend"]
+        assert all(getattr(c.comm, "backend", shared["backend"]) is shared["backend"]
+                   for c in dep.cost_models())
+        assert dep.timer.lookups is shared["lookups"]
+        dep.close()  # leaves the shared backend to the run: it still answers
+        one = FlowBatch.from_arrays(np.array([0]), np.array([1]), np.array([1 << 20]))
+        assert shared["backend"].simulate(one).makespan > 0
+    finally:
+        shared["backend"].close()

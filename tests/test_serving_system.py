@@ -14,6 +14,7 @@ import pytest
 import cosim
 from cosim.api import compose_config
 from cosim.compute.step_cost import StepCost
+from cosim.metrics import CACHE_HISTORY_KEYS
 from cosim.serving.engine import Engine
 from cosim.serving.events import RequestArrival
 from cosim.serving.simulation import prepare
@@ -154,7 +155,11 @@ def test_same_seed_same_results_with_the_fabric_and_its_cache(tmp_path):
     b = cosim.simulate(over, step_cost_factory=toy)  # answers from it
     assert a.summary["comm"]["comm_model"] == "fabric:analytical"
     assert a.summary["network_cache_misses"] > 0 and b.summary["network_cache_misses"] == 0
-    history = {"sim_wall_s", "network_cache_hits", "network_cache_misses"}
+    # the same lookups; on the second run the disk answers what the first one simulated
+    assert b.summary["network_lookups"] == a.summary["network_lookups"] > 0
+    assert b.summary["network_cache_hits_sqlite"] == a.summary["network_cache_misses"]
+    assert b.summary["network_cache_hit_rate"] == 1.0
+    history = {"sim_wall_s", *CACHE_HISTORY_KEYS}
     assert ({k: v for k, v in a.summary.items() if k not in history}
             == {k: v for k, v in b.summary.items() if k not in history})
     assert a.requests.equals(b.requests) and a.iterations.equals(b.iterations)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -35,6 +37,43 @@ def test_routing_distinct_seeded_and_group_limited():
     assert (route_tokens(2000, 256, 8, seed=5, num_groups=8, topk_groups=4) == r).all()
     groups = r // 32
     assert max(len(set(row)) for row in groups.tolist()) <= 4
+
+
+def _gumbel_top_k(n, num_experts, topk, imbalance, seed, num_groups, topk_groups):
+    """Reference: perturb log-popularity with Gumbel noise, keep the topk_groups groups of the
+    best keys (DeepSeek-V3's group limit), then the topk best experts."""
+    from cosim.traffic.expert_routing import expert_popularity
+
+    rng = np.random.default_rng(seed)
+    keys = np.log(expert_popularity(num_experts, imbalance, rng)) + rng.gumbel(size=(n, num_experts))
+    g = keys.reshape(n, num_groups, -1)
+    drop = np.argsort(-g.max(axis=2), axis=1)[:, topk_groups:]
+    np.put_along_axis(g, drop[:, :, None], -np.inf, axis=1)
+    return np.argsort(-keys, axis=1)[:, :topk]
+
+
+@pytest.mark.parametrize("case", [(8, 3, 1, 1, 2.0), (8, 4, 4, 2, 1.5), (12, 3, 3, 2, 0.0)])
+def test_routing_draws_the_sets_of_gumbel_top_k_with_its_group_limit(case):
+    num_experts, topk, groups, topk_groups, imbalance = case
+    n = 100_000
+    fast = route_tokens(n, num_experts, topk, imbalance=imbalance, seed=3, num_groups=groups,
+                        topk_groups=topk_groups)
+    ref = _gumbel_top_k(n, num_experts, topk, imbalance, 3, groups, topk_groups)
+    code = num_experts ** np.arange(topk)
+    a = np.bincount(np.sort(fast, axis=1) @ code, minlength=num_experts ** topk)
+    b = np.bincount(np.sort(ref, axis=1) @ code, minlength=num_experts ** topk)
+    seen = (a + b) > 0
+    chi2 = float((((a - b) ** 2)[seen] / (a + b)[seen]).sum())  # two-sample, df = sets - 1
+    df = int(seen.sum()) - 1
+    assert chi2 < df + 5 * math.sqrt(2 * df)
+
+
+def test_routing_streams_share_the_popularity_but_not_the_draws():
+    a = route_tokens(20000, 64, 4, seed=2, imbalance=1.0)
+    b = route_tokens(20000, 64, 4, seed=2, imbalance=1.0, stream=1)
+    assert not (a == b).all()
+    ca, cb = (np.bincount(r.ravel(), minlength=64) for r in (a, b))
+    assert np.argmax(ca) == np.argmax(cb) and np.corrcoef(ca, cb)[0, 1] > 0.95
 
 
 def test_imbalance_skews_expert_load():

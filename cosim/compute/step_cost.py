@@ -5,13 +5,18 @@ An iteration mixes a decode part (`decode_batch` requests, one new token each, K
 new tokens in total, KV length `prefill_kv_len` after the chunk). Sequence operators
 (attention, MLA/DSA modules, Mamba mixers) run once per part with that part's shape;
 token-wise operators (GEMMs, MoE, norms) run once over the tokens of both parts, so each is
-priced at the summed token count (its `m` / `tokens` is the sum of the two parts').
+priced at the summed token count T = decode_batch + prefill_tokens; per-request operators
+(the LM head: only the last token of each request is sampled) at R = decode_batch +
+prefill_requests.
 
-Memoisation: the five arguments are rounded onto a bucket grid: exact up to
-`exact_below`, above it geometric with 2**bits steps per octave (bits=5: at most 1.6 %
-rounding of an argument). Three sub-caches (decode attention, prefill attention,
-token-wise) are keyed on the bucketed arguments they depend on, and the whole result on
-the exact arguments and on the bucketed ones. A repeated call is one dict lookup.
+Memoisation: arguments are rounded onto a bucket grid: exact up to `exact_below`, above it
+geometric with 2**bits steps per octave (bits=5: at most 1.6 % rounding of an argument).
+Sub-caches: decode attention on (batch, kv), prefill attention on (requests, tokens, kv),
+token-wise operators on bucket(T) alone and per-request operators on bucket(R) alone - so
+decode-only and mixed iterations of the same total token count share one token-wise
+entry, and a new decode batch or prefill split rarely prices GEMMs and MoE again. The whole
+result is cached on the exact arguments and on the bucketed ones. A repeated call is one
+dict lookup.
 
 For Attention-FFN disaggregation the halves are available separately:
 `attention_cost(...)` (attention and other stages: the attention GPUs' work) and
@@ -26,8 +31,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from cosim.compute.model import ComputeModel, OpLatency
-from cosim.compute.roofline import work
 from cosim.model.operators import Operator, OpKind, Phase
 
 SEQUENCE_KINDS = frozenset({OpKind.attention, OpKind.mla, OpKind.mla_module, OpKind.dsa_module,
@@ -61,7 +67,16 @@ _TABLE_SIZE = 1 << 18  # arguments below this are bucketed by one list lookup
 
 @functools.cache
 def _bucket_table(bits: int, exact_below: int) -> tuple[int, ...]:
-    return tuple(bucket(x, bits, exact_below) for x in range(_TABLE_SIZE))
+    """bucket(x) for every x < _TABLE_SIZE, computed with numpy (a Python loop costs ~0.3 s)."""
+    x = np.arange(_TABLE_SIZE, dtype=np.int64)
+    # bit_length(x) = floor(log2 x) + 1, exact in float64 for x < 2**18 (powers of two too)
+    bl = np.zeros_like(x)
+    bl[1:] = np.floor(np.log2(x[1:])).astype(np.int64) + 1
+    shift = bl - bits - 1
+    s = np.maximum(shift, 1)
+    out = ((x + (1 << (s - 1))) >> s) << s
+    out = np.where((x < exact_below) | (shift <= 0), x, out)
+    return tuple(out.tolist())
 
 
 def bucket(x: int, bits: int = 5, exact_below: int = 64) -> int:
@@ -94,7 +109,9 @@ class StepCostModel:
         self._bucketed: dict[tuple, StepCost] = {}
         self._dec: dict[tuple, StepCost] = {}
         self._pre: dict[tuple, StepCost] = {}
-        self._tok: dict[tuple, tuple[StepCost, StepCost]] = {}
+        self._tok: dict[tuple[int, Phase], tuple[StepCost, StepCost]] = {}
+        self._req: dict[int, tuple[StepCost, StepCost]] = {}
+        self._per_request_names: frozenset[str] | None = None
         self.misses = 0
 
     # ------------------------------------------------------------------ public
@@ -107,15 +124,16 @@ class StepCostModel:
             return hit
         if min(key) < 0:
             _check(key)
+        requests = decode_batch + (max(prefill_requests, 1) if prefill_tokens else 0)
         try:
             t = self._table
             bkey = (t[decode_batch], t[decode_kv_len], t[prefill_tokens], t[prefill_kv_len],
-                    t[prefill_requests])
+                    t[prefill_requests], t[decode_batch + prefill_tokens], t[requests])
         except (IndexError, TypeError):  # large, negative or non-integer arguments
             _check(key)
             b = self._bucket
             bkey = (b(decode_batch), b(decode_kv_len), b(prefill_tokens), b(prefill_kv_len),
-                    b(prefill_requests))
+                    b(prefill_requests), b(decode_batch + prefill_tokens), b(requests))
         hit = self._bucketed.get(bkey)
         if hit is None:
             _check(key)
@@ -131,25 +149,30 @@ class StepCostModel:
         """The attention and other stages of `cost(...)` (the attention GPUs' work in AFD)."""
         _check((decode_batch, decode_kv_len, prefill_tokens, prefill_kv_len, prefill_requests))
         b = self._bucket
+        requests = decode_batch + (max(prefill_requests, 1) if prefill_tokens else 0)
         return self._split(b(decode_batch), b(decode_kv_len), b(prefill_tokens),
-                           b(prefill_kv_len), b(prefill_requests))[0]
+                           b(prefill_kv_len), b(prefill_requests),
+                           b(decode_batch + prefill_tokens), b(requests))[0]
 
     def ffn_cost(self, tokens: int) -> StepCost:
         """The FFN stage for `tokens` new tokens per attention rank (AFD's FFN GPUs)."""
         _check((tokens,))
-        return self._tokenwise(self._bucket(tokens), 0, 0)[1]
+        return self._per_token(self._bucket(tokens), Phase.generation)[1]
 
     def cache_info(self) -> dict[str, int]:
         return {"exact": len(self._exact), "bucketed": len(self._bucketed),
                 "decode_attention": len(self._dec), "prefill_attention": len(self._pre),
-                "tokenwise": len(self._tok), "misses": self.misses}
+                "tokenwise": len(self._tok), "per_request": len(self._req),
+                "misses": self.misses}
 
     # ------------------------------------------------------------------ internals
     def _bucket(self, x: int) -> int:
         return bucket(x, self.bits, self.exact_below)
 
-    def _split(self, db: int, dkv: int, pt: int, pkv: int, pr: int) -> tuple[StepCost, StepCost]:
-        """(attention + other stages, ffn stage) of an iteration with bucketed arguments."""
+    def _split(self, db: int, dkv: int, pt: int, pkv: int, pr: int, tokens: int,
+               requests: int) -> tuple[StepCost, StepCost]:
+        """(attention + other stages, ffn stage) of an iteration with bucketed arguments;
+        `tokens` and `requests` are the bucketed totals (T and R of the module doc)."""
         if pt and not pr:
             pr = 1
         attn = ZERO
@@ -157,8 +180,12 @@ class StepCostModel:
             attn = attn + self._decode_attention(db, max(dkv, 1))
         if pt:
             attn = attn + self._prefill_attention(pr, pt, max(pkv, pt // pr if pr else pt))
-        tok_attn, tok_ffn = self._tokenwise(db, pt, pr)
-        return attn + tok_attn, tok_ffn
+        # The batch's phase picks the kernel family where a table has one per phase (sglang
+        # EP MoE: DeepEP normal-mode kernels with prefill, low-latency ones in pure decode).
+        phase = Phase.context if pt else Phase.generation
+        tok_attn, tok_ffn = self._per_token(tokens, phase)
+        req_attn, req_ffn = self._per_request(requests)
+        return attn + tok_attn + req_attn, tok_ffn + req_ffn
 
     def _ops(self, phase: Phase, batch: int, context: int, chunk: int) -> list[Operator]:
         return list(self._forward(self.spec, phase, batch, context, chunk, self.layout))
@@ -185,40 +212,66 @@ class StepCostModel:
             self._pre[key] = hit
         return hit
 
-    def _tokenwise(self, db: int, pt: int, pr: int) -> tuple[StepCost, StepCost]:
-        """Token-wise operators over both parts: (attention + other stages, ffn stage)."""
-        key = (db, pt, pr)
-        hit = self._tok.get(key)
-        if hit is not None:
-            return hit
-        self.misses += 1
-        merged: dict[tuple[str, OpKind], Operator] = {}
-        parts = []
-        if db:
-            parts.append((self._ops(Phase.generation, db, 1, 1), 1.0))
-        if pt:
-            pr = max(pr, 1)
-            chunk = max(1, round(pt / pr))
-            # scale the op's token counts from pr * chunk to exactly pt new tokens
-            parts.append((self._ops(Phase.context, pr, chunk, chunk), pt / (pr * chunk)))
-        for ops, scale in parts:
-            for op in ops:
+    def _request_ops(self) -> frozenset[str]:
+        """Names of the token-wise operators that run once per request, not per token.
+
+        Found from the shapes rather than a list of names: in a prefill pass of one request
+        with a 2-token chunk, per-token operators see 2 tokens and per-request ones 1.
+        """
+        if self._per_request_names is None:
+            names = set()
+            for op in self._ops(Phase.context, 1, 2, 2):
                 if op.kind in SEQUENCE_KINDS or op.kind == OpKind.comm:
                     continue
-                op = _scaled(op, scale) if scale != 1.0 else op
-                k = (op.name, op.kind)
-                merged[k] = _merge(merged[k], op) if k in merged else op
-        ops = list(merged.values())
-        hit = (self._price([o for o in ops if o.stage != "ffn"]),
-               self._price([o for o in ops if o.stage == "ffn"]))
-        self._tok[key] = hit
+                dims = [int(op.dims[k]) for k in _TOKEN_DIMS if k in op.dims]
+                if dims and max(dims) == 1:
+                    names.add(op.name)
+            self._per_request_names = frozenset(names)
+        return self._per_request_names
+
+    def _tokenwise_ops(self, batch: int, per_request: bool) -> list[Operator]:
+        """Token-wise operators of a decode pass of `batch` tokens (one part of them)."""
+        req = self._request_ops()
+        return [o for o in self._ops(Phase.generation, batch, 1, 1)
+                if o.kind not in SEQUENCE_KINDS and o.kind != OpKind.comm
+                and (o.name in req) == per_request]
+
+    def _per_token(self, tokens: int, phase: Phase) -> tuple[StepCost, StepCost]:
+        """Per-token operators (GEMMs, MoE, norms) over `tokens` tokens: (attention + other
+        stages, ffn stage). A decode pass of `tokens` requests has exactly these shapes: a
+        token-wise operator does not care which part a token comes from."""
+        key = (tokens, phase)
+        hit = self._tok.get(key)
+        if hit is None:
+            if tokens == 0:
+                hit = (ZERO, ZERO)
+            else:
+                self.misses += 1
+                ops = self._tokenwise_ops(tokens, per_request=False)
+                hit = (self._price([o for o in ops if o.stage != "ffn"], phase),
+                       self._price([o for o in ops if o.stage == "ffn"], phase))
+            self._tok[key] = hit
         return hit
 
-    def _price(self, ops: Sequence[Operator]) -> StepCost:
+    def _per_request(self, requests: int) -> tuple[StepCost, StepCost]:
+        """Per-request operators (the LM head) for `requests` sampled requests."""
+        hit = self._req.get(requests)
+        if hit is None:
+            if requests == 0:
+                hit = (ZERO, ZERO)
+            else:
+                self.misses += 1
+                ops = self._tokenwise_ops(requests, per_request=True)
+                hit = (self._price([o for o in ops if o.stage != "ffn"]),
+                       self._price([o for o in ops if o.stage == "ffn"]))
+            self._req[requests] = hit
+        return hit
+
+    def _price(self, ops: Sequence[Operator], phase: Phase | None = None) -> StepCost:
         stage = {s: 0.0 for s in _STAGES}
         by_source: dict[str, float] = {}
         for op in ops:
-            lat: OpLatency = self.model.latency(op)
+            lat: OpLatency = self.model.latency(op, None if phase is None else phase.value)
             t = lat.latency_s * op.count
             stage[op.stage if op.stage in stage else "other"] += t
             if lat.by_source:
@@ -237,35 +290,6 @@ def _check(args: tuple) -> None:
 
 
 _TOKEN_DIMS = ("m", "tokens")
-
-
-def _scaled(op: Operator, r: float) -> Operator:
-    """The op with its token count scaled by r (FLOPs and bytes follow the shape)."""
-    d = dict(op.dims)
-    for k in _TOKEN_DIMS:
-        if k in d:
-            d[k] = max(1, int(round(float(d[k]) * r)))
-    return _rebuilt(op, d, op.flops * r, op.bytes * r)
-
-
-def _merge(a: Operator, b: Operator) -> Operator:
-    """One invocation over the tokens of both ops (same weights, summed token count)."""
-    d = dict(a.dims)
-    for k in _TOKEN_DIMS:
-        if k in d and k in b.dims:
-            d[k] = int(d[k]) + int(b.dims[k])
-    return _rebuilt(a, d, a.flops + b.flops, a.bytes + b.bytes)
-
-
-def _rebuilt(op: Operator, dims: dict, flops: float, nbytes: float) -> Operator:
-    if op.kind in (OpKind.gemm, OpKind.moe) and not op.parts:
-        # weights are read once whatever the token count: recompute bytes from the shape,
-        # keeping the op's own figures' ratio to the formula
-        f0, b0 = work(op.kind, op.dims)
-        f1, b1 = work(op.kind, dims)
-        flops = op.flops * (f1 / f0) if f0 else flops
-        nbytes = op.bytes * (b1 / b0) if b0 else nbytes
-    return Operator(op.name, op.kind, dims, flops, nbytes, op.count, op.stage, list(op.parts))
 
 
 def bucket_error(model: StepCostModel, samples: Sequence[tuple[int, int, int, int, int]]

@@ -3,7 +3,9 @@
 `kind` names a deployment registered in :mod:`cosim.serving.deployments` (chunked; pd, afd
 and pd_afd build on the same instances). Aggregated deployments use `replicas`, `layout`,
 `scheduler` and `router`; disaggregated ones describe each role (prefill, decode, attention,
-ffn) in `roles` and keep their own knobs in `options`. See docs/serving.md.
+ffn) in `roles` and keep their own knobs in `options` (checked by
+cosim.config.deployment_disagg); `micro_batches` is AFD's ping-pong depth. See
+docs/serving.md and docs/deployments/.
 """
 
 from __future__ import annotations
@@ -137,6 +139,10 @@ class DeploymentConfig:
     comm: CommConfig = field(default_factory=CommConfig)
     # Disaggregated deployments: role name (prefill, decode, attention, ffn) -> its instances.
     roles: dict[str, RoleConfig] = field(default_factory=dict)
+    # AFD (afd, pd_afd): micro-batches per decode iteration that ping-pong between the
+    # attention and FFN groups so transfers hide behind compute (MegaScale-Infer: 2-4).
+    # `options.micro_batches`, when given, overrides it (older configs).
+    micro_batches: int = 3
     options: dict[str, Any] = field(default_factory=dict)  # deployment-specific knobs
 
     def validate(self, prefix: str = "deployment") -> None:
@@ -153,5 +159,13 @@ class DeploymentConfig:
                 f"unknown router {self.router!r}; use one of {', '.join(ROUTERS)}")
         self.memory.validate(f"{prefix}.memory")
         self.comm.validate(f"{prefix}.comm")
+        m = self.micro_batches
+        require(isinstance(m, int) and not isinstance(m, bool) and 1 <= m <= 16,
+                f"{prefix}.micro_batches", f"must be an integer in 1..16, got {m!r}")
         for name, role in self.roles.items():
             role.validate(f"{prefix}.roles.{name}")
+        if self.kind in ("pd", "afd", "pd_afd"):
+            # roles and options of the disaggregated kinds, checked before anything is built
+            from cosim.config.deployment_disagg import validate_disagg
+
+            validate_disagg(self, prefix)

@@ -52,7 +52,8 @@ class PDOptions:
 class AFDOptions:
     """Attention-FFN disaggregation knobs."""
 
-    micro_batches: int = 3  # ping-pong micro-batches per decode iteration (MegaScale-Infer: 2-4)
+    # Alias of deployment.micro_batches (where the knob lives); given here, it overrides it.
+    micro_batches: int | None = None
     shared_experts_on: str = "attention"  # attention | ffn: where the shared expert runs
     # A2F / F2A activations on the wire (MegaScale-Infer sends bf16; fp8 halves A2F)
     a2f_dtype: str = "fp8"
@@ -60,8 +61,8 @@ class AFDOptions:
 
     def validate(self, prefix: str) -> None:
         m = self.micro_batches
-        require(isinstance(m, int) and 1 <= m <= 16, f"{prefix}.micro_batches",
-                f"must be an integer in 1..16, got {m!r}")
+        require(m is None or (isinstance(m, int) and 1 <= m <= 16), f"{prefix}.micro_batches",
+                f"must be an integer in 1..16 (or unset: deployment.micro_batches), got {m!r}")
         require(self.shared_experts_on in SHARED_EXPERTS_ON, f"{prefix}.shared_experts_on",
                 f"expected one of {SHARED_EXPERTS_ON}, got {self.shared_experts_on!r}")
         for name in ("a2f_dtype", "f2a_dtype"):

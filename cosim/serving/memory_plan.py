@@ -73,11 +73,16 @@ def activation_bytes_per_gpu(spec: Any, layout: ParallelLayout, tokens: int, req
 
 
 def plan_memory(spec: Any, layout: ParallelLayout, hardware: Any, memory: Any, scheduler: Any,
-                min_tokens: int) -> MemoryPlan:
-    """The memory plan of one GPU of `layout` (see the module docstring for the formulas)."""
+                min_tokens: int, stage: str | None = None) -> MemoryPlan:
+    """The memory plan of one GPU of `layout` (see the module docstring for the formulas).
+
+    `stage` ("attention" or "ffn", AFD) counts only that side's weights
+    (ModelSpec.weight_bytes_per_gpu); None: the whole model's share of one GPU.
+    """
     hbm = float(hardware.hbm_gb) * GB
     usable = hbm * float(memory.gpu_memory_utilization)
-    weights = float(spec.weight_bytes_per_gpu(layout))
+    weights = float(spec.weight_bytes_per_gpu(layout) if stage is None
+                    else spec.weight_bytes_per_gpu(layout, stage))
     tokens = int(memory.activation_tokens or scheduler.max_batched_tokens)
     running = int(scheduler.max_running_requests)  # per attention-DP rank
     acts = activation_bytes_per_gpu(spec, layout, tokens, running)

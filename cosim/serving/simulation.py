@@ -49,14 +49,17 @@ def default_step_cost_factory(cfg: Any) -> StepCostFactory:
 def make_comm_factory(cfg: Any, spec: Any, notes: dict) -> tuple[CommFactory, dict]:
     """The CommModel factory the config asks for, and the run's shared network objects.
 
-    `shared["backend"]`, when present, is the network backend of the run (close it at the end).
+    `shared` becomes SimContext.shared: `shared["backend"]`, when present, is the network
+    backend of the run (close it at the end); `shared["lookups"]` counts its lookups.
     """
     d = cfg.deployment.comm
     choice = d.model
     backend = getattr(cfg.network, "backend", "alpha_beta")
     if choice == "auto":
         choice = "alpha_beta" if backend == "alpha_beta" else "fabric"
-    shared: dict = {}
+    from cosim.serving.network_lookups import NetworkLookups
+
+    shared: dict = {"lookups": NetworkLookups()}
     if choice == "none":
         notes["comm_model"] = "none"
         return (lambda layout, first: NoComm()), shared
@@ -105,17 +108,20 @@ def prepare(cfg: Any, step_cost_factory: StepCostFactory | None = None,
     state = RequestState(table)
     driver = WorkloadDriver(table, cfg.workload.arrival)
     notes: dict = {}
-    shared: dict = {}
     if comm_factory is None:
         comm_factory, shared = make_comm_factory(cfg, spec, notes)
     else:
+        from cosim.serving.network_lookups import NetworkLookups
+
+        shared = {"lookups": NetworkLookups()}
         notes["comm_model"] = "custom"
     if step_cost_factory is None:
         step_cost_factory = default_step_cost_factory(cfg)
     min_tokens = int((table.prompt_tokens + table.output_tokens).max())
     ctx = SimContext(cfg=cfg, spec=spec, table=table, state=state, driver=driver,
                      step_cost_for=lambda layout: step_cost_factory(spec, layout),
-                     comm_for=comm_factory, min_kv_tokens=min_tokens, notes=notes)
+                     comm_for=comm_factory, min_kv_tokens=min_tokens, notes=notes,
+                     shared=shared)
     try:
         dep = get_deployment(cfg.deployment.kind)(ctx)
     except BaseException:
@@ -158,17 +164,14 @@ def run_simulation(cfg: Any, *, step_cost_factory: StepCostFactory | None = None
         comm_stats: dict = {}
         for cm in dep.cost_models():
             for k, v in cm.comm.stats().items():
-                if isinstance(v, (int, float)) and not isinstance(v, bool) and k in comm_stats:
+                # counters (ints) add up over the cost models; other facts (a grid percent,
+                # a mode) are the same for all of them
+                if isinstance(v, int) and not isinstance(v, bool) and k in comm_stats:
                     comm_stats[k] += v
                 else:
                     comm_stats[k] = v
-        backend = shared.get("backend")
-        if backend is not None and callable(getattr(backend, "stats", None)):
-            st = backend.stats()  # one backend per run: its counters, not a sum over models
-            comm_stats["network_cache_hits"] = int(st.get("hits", 0))
-            comm_stats["network_cache_misses"] = int(st.get("misses", 0))
         summary = summarize(ctx, dep, requests, iterations, wall, engine.events_handled,
-                            comm_stats)
+                            comm_stats, shared["lookups"].summary())
         artifacts = dep.artifacts()
     finally:
         try:

@@ -34,6 +34,9 @@ class TransferTimer:
         self.launch_s = float(d.launch_us) * 1e-6
         self.backend: NetworkBackend | None = None
         self._owns_backend = False
+        from cosim.serving.network_lookups import run_lookups
+
+        self.lookups = run_lookups(shared)  # the run's counters (a batch to the backend is one)
         self.calls = 0
         self.flows = 0
         topo = getattr(cfg, "topology", None)
@@ -49,8 +52,8 @@ class TransferTimer:
             from cosim.network.backend import make_backend
             from cosim.network.topology import build_fabric
 
-            # One backend per run (an ns-3 server is a process): share the run's when the
-            # context offers one (the engine closes it), else own one (closed in close()).
+            # One backend per run (an ns-3 server is a process): share the run's
+            # (SimContext.shared; run_simulation closes it), else own one (closed in close()).
             self._owns_backend = shared is None
             store = {} if shared is None else shared
             if "backend" not in store:
@@ -80,7 +83,7 @@ class TransferTimer:
             return flows.start.astype(np.float64).copy()
         if self.backend is not None:
             # a transfer is a collective launch (kernel + synchronisation) before its bytes move
-            return self.backend.simulate(flows).finish + self.launch_s
+            return self.lookups.simulate(self.backend, flows).finish + self.launch_s
         return self._alpha_beta(flows)
 
     def simulate(self, flows: FlowBatch) -> FlowResult:
@@ -114,13 +117,9 @@ class TransferTimer:
         return flows.start + self.launch_s + lat + share / bw
 
     def stats(self) -> dict:
-        out = {"transfer_model": self.model, "transfer_batches": self.calls,
-               "transfer_flows": self.flows}
-        inner = getattr(self.backend, "stats", None)
-        if callable(inner):
-            for k, v in inner().items():
-                out[f"transfer_network_{k}"] = v
-        return out
+        """Facts for summary.json's `comm` (the cache hits are in network_cache_*, for the run)."""
+        return {"transfer_model": self.model, "transfer_batches": self.calls,
+                "transfer_flows": self.flows}
 
     def close(self) -> None:
         if self.backend is not None and self._owns_backend:

@@ -4,7 +4,7 @@ An AFD unit is M attention GPUs (roles.attention.layout: tp x dp; DP attention, 
 the KV cache, the embedding and the LM head) and N FFN GPUs (roles.ffn.layout: ep x moe_tp;
 routed experts, shared experts and dense MLPs: cosim.model.params places them so). Every
 layer sends each micro-batch's activations A->F (M-to-N, each token to the FFN GPUs of its
-top-k experts) and the results F->A; m micro-batches (options.micro_batches) ping-pong so
+top-k experts) and the results F->A; m micro-batches (deployment.micro_batches) ping-pong so
 that one micro-batch's transfers and FFN hide behind another's attention.
 
 Per iteration (docs/deployments/afd.md):
@@ -47,21 +47,6 @@ from cosim.timeline import afd_iteration_time, afd_pipeline, schedule_pipeline
 from cosim.timeline.network_coupling import time_transfers
 
 
-class _StageSpec:
-    """A ModelSpec whose weight_bytes_per_gpu counts only one AFD side's weights."""
-
-    def __init__(self, spec: Any, stage: str):
-        self._spec = spec
-        self._stage = stage
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._spec, name)
-
-    def weight_bytes_per_gpu(self, layout: ParallelLayout, stage: str | None = None,
-                             redundant_experts: int = 0) -> float:
-        return self._spec.weight_bytes_per_gpu(layout, self._stage, redundant_experts)
-
-
 def afd_memory_plans(spec: Any, hardware: Any, memory: Any, scheduler: Any,
                      att_layout: ParallelLayout, ffn_layout: ParallelLayout,
                      min_tokens: int) -> tuple[MemoryPlan, MemoryPlan]:
@@ -71,13 +56,13 @@ def afd_memory_plans(spec: Any, hardware: Any, memory: Any, scheduler: Any,
     reserve fit. Its activations are those of the tokens of all attention-DP ranks that one
     FFN GPU receives: token budget x dp_attention / N per GPU, each with its top-k copies.
     """
-    att = plan_memory(_StageSpec(spec, "attention"), att_layout, hardware, memory, scheduler, min_tokens)
+    att = plan_memory(spec, att_layout, hardware, memory, scheduler, min_tokens, stage="attention")
     n_ffn = ffn_layout.ep * ffn_layout.moe_tp
     tokens = int(memory.activation_tokens or scheduler.max_batched_tokens)
     ffn_tokens = max(1, math.ceil(tokens * att_layout.dp / n_ffn))
     ffn_mem = dataclasses.replace(memory, activation_tokens=ffn_tokens)
     ffn_sched = dataclasses.replace(scheduler, max_running_requests=0)  # no logits, no state
-    ffn = plan_memory(_StageSpec(spec, "ffn"), ffn_layout, hardware, ffn_mem, ffn_sched, 0)
+    ffn = plan_memory(spec, ffn_layout, hardware, ffn_mem, ffn_sched, 0, stage="ffn")
     fits = ffn.weight_bytes + ffn.activation_bytes + ffn.reserve_bytes <= ffn.usable_bytes
     ffn = dataclasses.replace(ffn, kv_tokens=0, kv_blocks=0, kv_blocks_per_rank=0, kv_bytes=0.0,
                               kv_bytes_per_token=0.0, min_tokens=0,
@@ -148,6 +133,8 @@ class AFDTraffic:
                 self._finish[tokens_per_gpu] = (fa, ff)
                 hit = (float(fa.max()) if fa.size else 0.0, float(ff.max()) if ff.size else 0.0)
             self._times[tokens_per_gpu] = hit
+        elif self.timer.backend is not None and tokens_per_gpu > 0:
+            self.timer.lookups.memo += 2  # the A2F and F2A batches, timed earlier in the run
         return hit
 
 
@@ -220,19 +207,25 @@ class AFDTimer:
                     round(float(ta.max()), 8), round(float(tf.max()), 8))
             hit = None if detail else self._memo.get(mkey)
             if hit is not None:
+                # the batches time_transfers sent the backend (per-pattern times and one
+                # coupled batch per fixed-point round): the memo answers them all
+                self.traffic.timer.lookups.memo += hit[3]
                 return AFDIteration(hit[0], free, hit[1], hit[2], m, ta, tf, tok)
             pipe = afd_pipeline(L, m, ta[None, :], 0.0, tf[None, :], 0.0,
                                 traffic_a2f=2 * key_of[None, :], traffic_f2a=2 * key_of[None, :] + 1)
             pats: list = []
             for t in keys_tok:
                 pats.extend(self.traffic.flows(int(t)))
+            counts = self.traffic.timer.lookups
+            before = counts.lookups
             coupled = time_transfers(pipe, pats, self.traffic.timer, mode="iteration")
+            n_lookups = counts.lookups - before
             self.comm.solves += 1
             self.comm.rounds += coupled.rounds
             self.comm.unconverged += 0 if coupled.converged else 1
             pipe, sched = coupled.pipeline, coupled.schedule
             self._memo[mkey] = (sched.makespan, sched.busy_s.get("attention", 0.0),
-                                sched.busy_s.get("ffn", 0.0))
+                                sched.busy_s.get("ffn", 0.0), n_lookups)
         else:
             pipe = afd_pipeline(L, m, ta[None, :], t_a2f[None, :], tf[None, :], t_f2a[None, :],
                                 traffic_a2f=2 * key_of[None, :], traffic_f2a=2 * key_of[None, :] + 1)
@@ -335,9 +328,10 @@ class _CostView:
 
 
 def micro_batches_of(d: Any, opts: Any) -> int:
-    """deployment.micro_batches when the config has it, else deployment.options.micro_batches."""
-    top = getattr(d, "micro_batches", None)
-    return int(top) if top is not None and "micro_batches" not in (d.options or {}) else int(opts.micro_batches)
+    """deployment.micro_batches, unless deployment.options.micro_batches (the older spelling)
+    is given."""
+    alias = getattr(opts, "micro_batches", None)
+    return int(alias) if alias is not None else int(getattr(d, "micro_batches", 3))
 
 
 class AFDUnits:
@@ -482,7 +476,7 @@ class AFDDeployment(Deployment):
         ra, rf = d.roles["attention"], d.roles["ffn"]
         gpus = int(ra.count) * (ra.layout.tp * ra.layout.dp + rf.layout.ep * rf.layout.moe_tp)
         self.num_gpus = gpus
-        self.timer = TransferTimer(ctx.cfg, gpus, getattr(ctx, "shared", None))
+        self.timer = TransferTimer(ctx.cfg, gpus, ctx.shared)
         self.units = AFDUnits(self, self.opts, 0, decode_only=False, timer=self.timer)
         if not self.units.feasible:
             self.infeasible(self.units.reason)
@@ -522,7 +516,7 @@ class AFDDeployment(Deployment):
         return [_CostView(self.units.cost, self.units.comm), TransferStatsView(self.timer)]
 
     def summary_extras(self, req=None, it=None) -> dict:
-        return {**self.units.summary_extras(), "kv_transfer_ms_p50": None, "kv_transfer_ms_p99": None}
+        return {**super().summary_extras(req, it), **self.units.summary_extras()}
 
     def artifacts(self) -> dict:
         from cosim.timeline.perfetto import TraceBuilder

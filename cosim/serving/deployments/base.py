@@ -43,6 +43,11 @@ class SimContext:
     comm_for: Callable[[ParallelLayout, int], CommLike]  # (layout, first global GPU)
     min_kv_tokens: int  # context of the longest request: every instance must hold one
     notes: dict = field(default_factory=dict)
+    # The run's network objects, one of each per run: "graph" (FabricGraph), "backend" (the
+    # NetworkBackend behind its result cache; an ns-3 server is a process, so pd/afd transfers
+    # and the instances' EP traffic share it; run_simulation closes it) and "lookups"
+    # (cosim.serving.network_lookups.NetworkLookups).
+    shared: dict = field(default_factory=dict)
 
 
 class Deployment:
@@ -71,11 +76,12 @@ class Deployment:
             h = self._hashers[block_tokens] = BlockHasher(self.ctx.table, block_tokens)
         return h
 
-    def plan(self, role: str, layout: ParallelLayout, scheduler_cfg: Any) -> MemoryPlan:
-        """Memory plan of one GPU of `layout` (recorded under `role`)."""
+    def plan(self, role: str, layout: ParallelLayout, scheduler_cfg: Any,
+             stage: str | None = None) -> MemoryPlan:
+        """Memory plan of one GPU of `layout` (recorded under `role`); `stage` as in plan_memory."""
         d = self.ctx.cfg.deployment
         p = plan_memory(self.ctx.spec, layout, self.ctx.cfg.hardware, d.memory, scheduler_cfg,
-                        self.ctx.min_kv_tokens)
+                        self.ctx.min_kv_tokens, stage=stage)
         self.memory[role] = p
         return p
 
@@ -153,16 +159,49 @@ class Deployment:
         return list(self._costs.values())
 
     def summary_extras(self, req: Any = None, it: Any = None) -> dict[str, Any]:
-        """Deployment-specific summary.json fields (e.g. kv_transfer_ms_p50)."""
-        return {}
+        """Deployment-specific summary.json fields; every kind reports the same keys.
+
+        Here: no KV transfers and no separate attention / FFN groups (None), and
+        comm_exposed_fraction = Σ comm_s / Σ duration_s over the iterations (the share of
+        iteration time spent in communication that no compute hides). Subclasses override
+        what applies to them.
+        """
+        frac = None
+        if it is not None and len(it):
+            dur = float(it["duration_s"].sum())
+            frac = float(it["comm_s"].sum()) / dur if dur > 0 else 0.0
+        return {"kv_transfer_ms_p50": None, "kv_transfer_ms_p99": None, "kv_transfers": None,
+                "attention_busy": None, "ffn_busy": None, "comm_exposed_fraction": frac}
 
     def request_columns(self) -> dict[str, Any]:
         """Extra requests.parquet columns (arrays indexed by request id)."""
         return {}
 
     def artifacts(self) -> dict[str, Any]:
-        """Extra run-directory files: name -> JSON-able object (e.g. timeline.json)."""
-        return {}
+        """Extra run-directory files: name -> JSON-able object.
+
+        Here: timeline.json with one event per iteration of every instance in
+        `output.timeline_iterations` (compute and communication ms, batch sizes).
+        """
+        from cosim.timeline.perfetto import TraceBuilder
+
+        tb = TraceBuilder()
+        if self.feasible:
+            iteration_spans(tb, self.instances, timeline_window(self.ctx.cfg))
+        return {"timeline.json": tb.to_dict()}
 
     def close(self) -> None:
         """Release what the deployment started (servers, sockets); called once at the end."""
+
+
+def iteration_spans(tb: Any, instances: list[Instance], window: tuple[int, int]) -> None:
+    """One event per iteration in [first, last) for each instance (no per-layer detail)."""
+    for inst in instances:
+        tb.add_iterations(f"{inst.info.role} {inst.iid} ({inst.info.num_gpus} GPUs)", inst.rows,
+                          window)
+
+
+def timeline_window(cfg: Any) -> tuple[int, int]:
+    """cfg.output.timeline_iterations as (first, last)."""
+    win = list(getattr(getattr(cfg, "output", None), "timeline_iterations", None) or [0, 0])
+    return (int(win[0]), int(win[1])) if len(win) == 2 else (0, 0)

@@ -28,7 +28,12 @@ import numpy as np
 from cosim.config.deployment_disagg import parse_options, validate_disagg
 from cosim.serving.deployments import register_deployment
 from cosim.serving.deployments._transfers import TransferStatsView, TransferTimer
-from cosim.serving.deployments.base import Deployment, SimContext
+from cosim.serving.deployments.base import (
+    Deployment,
+    SimContext,
+    iteration_spans,
+    timeline_window,
+)
 from cosim.serving.events import Callback
 from cosim.serving.instance import Instance
 from cosim.serving.router import make_router
@@ -97,18 +102,6 @@ def rank_gpus(inst: Instance, rank_index: int) -> np.ndarray:
     return np.arange(first, first + tp)
 
 
-def iteration_spans(tb: Any, instances: list[Instance], window: tuple[int, int]) -> None:
-    """One event per iteration in [first, last) for each instance (no per-layer detail)."""
-    for inst in instances:
-        tb.add_iterations(f"{inst.info.role} {inst.iid} ({inst.info.num_gpus} GPUs)", inst.rows, window)
-
-
-def timeline_window(cfg: Any) -> tuple[int, int]:
-    """cfg.output.timeline_iterations as (first, last)."""
-    win = list(getattr(getattr(cfg, "output", None), "timeline_iterations", None) or [0, 0])
-    return (int(win[0]), int(win[1])) if len(win) == 2 else (0, 0)
-
-
 @register_deployment("pd")
 class PDDeployment(Deployment):
     """x prefill instances and y decode instances (see the module docstring)."""
@@ -124,7 +117,7 @@ class PDDeployment(Deployment):
         first_decode_gpu = rp.count * gp
         self.decode_gpus = self._decode_gpus()
         self.num_gpus = first_decode_gpu + self.decode_gpus
-        self.timer = TransferTimer(ctx.cfg, self.num_gpus, getattr(ctx, "shared", None))
+        self.timer = TransferTimer(ctx.cfg, self.num_gpus, ctx.shared)
         self.kv = KVTransfers(ctx.spec, self.timer, self.opts.kv_transfer == "layerwise")
         self.window = timeline_window(ctx.cfg)
         plan_p = self.plan("prefill", lp, rp.scheduler)
@@ -246,11 +239,14 @@ class PDDeployment(Deployment):
         return self.kv_end[ok] - self.kv_start[ok]
 
     def summary_extras(self, req: Any = None, it: Any = None) -> dict:
+        """The base keys, with the KV transfer figures; comm_exposed_fraction over all the
+        instances' iterations (their EP / TP communication is exposed as in chunked)."""
+        out = super().summary_extras(req, it)
         t = self.kv_transfer_seconds() if self.feasible else np.zeros(0)
-        return {"kv_transfer_ms_p50": float(np.percentile(t, 50) * 1e3) if t.size else None,
-                "kv_transfer_ms_p99": float(np.percentile(t, 99) * 1e3) if t.size else None,
-                "kv_transfers": int(t.size),
-                "attention_busy": None, "ffn_busy": None, "comm_exposed_fraction": None}
+        out.update({"kv_transfer_ms_p50": float(np.percentile(t, 50) * 1e3) if t.size else None,
+                    "kv_transfer_ms_p99": float(np.percentile(t, 99) * 1e3) if t.size else None,
+                    "kv_transfers": int(t.size)})
+        return out
 
     def request_columns(self) -> dict[str, np.ndarray]:
         """Extra requests.parquet columns: kv_transfer_start_s, kv_transfer_end_s."""

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from cosim.serving.deployments import register_deployment
 from cosim.serving.deployments.afd import AFDUnits
-from cosim.serving.deployments.pd import PDDeployment, iteration_spans
+from cosim.serving.deployments.base import iteration_spans
+from cosim.serving.deployments.pd import PDDeployment
 from cosim.serving.instance import Instance
 
 
