@@ -8,13 +8,13 @@ than a couple of seconds show a progress bar (rich) on stderr.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig
+
+from cosim.files import StagedFiles
 
 SUMMARY_ROWS = (
     ("feasible", "feasible", "{}"),
@@ -75,28 +75,15 @@ class _Progress:
 def write_outputs(out_dir: Path, summary: dict, requests: Any, iterations: Any,
                   parquet: bool = True, artifacts: dict | None = None) -> list[Path]:
     """Write the run's files atomically (temporary name in the same folder, then rename)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    staged: list[tuple[Path, Path]] = []
-    try:
-        def stage(name: str) -> Path:
-            fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=out_dir)
-            os.close(fd)
-            staged.append((Path(tmp), out_dir / name))
-            return Path(tmp)
-
+    with StagedFiles(out_dir) as files:
         if parquet:
-            requests.to_parquet(stage("requests.parquet"), index=False)
-            iterations.to_parquet(stage("iterations.parquet"), index=False)
+            requests.to_parquet(files.stage("requests.parquet"), index=False)
+            iterations.to_parquet(files.stage("iterations.parquet"), index=False)
         for name, obj in (artifacts or {}).items():
-            stage(name).write_text(json.dumps(obj))
-        stage("summary.json").write_text(json.dumps(summary, indent=2, sort_keys=False) + "\n")
-        for tmp, final in staged:  # all written: now make them visible
-            os.replace(tmp, final)
-        return [final for _, final in staged]
-    except BaseException:
-        for tmp, _ in staged:
-            tmp.unlink(missing_ok=True)
-        raise
+            files.stage(name).write_text(json.dumps(obj))
+        files.stage("summary.json").write_text(json.dumps(summary, indent=2, sort_keys=False)
+                                               + "\n")
+    return [out_dir / name for name in files.names()]
 
 
 def print_summary(summary: dict) -> None:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,6 +10,7 @@ from typing import Any
 
 import pandas as pd
 
+from cosim.files import write_atomic
 from cosim.report.best import DEFAULT_GROUP, DEFAULT_SCENARIO, annotate, best_configurations
 from cosim.report.runs import load_multirun
 
@@ -27,18 +26,6 @@ class Report:
     pareto: pd.DataFrame
     best: dict[str, Any]
     files: dict[str, Path] = field(default_factory=dict)
-
-
-def _write_atomic(path: Path, write) -> None:
-    # a re-run over an existing report never leaves a half-written file behind
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def build_report(root: str | Path, *, x: str = "tok_s_per_user_mean",
@@ -94,9 +81,9 @@ def write_report(root: str | Path, out_dir: str | Path | None = None, *,
     out.mkdir(parents=True, exist_ok=True)
     files = {"runs.csv": out / "runs.csv", "pareto.csv": out / "pareto.csv",
              "best.json": out / "best.json"}
-    _write_atomic(files["runs.csv"], lambda p: rep.runs.to_csv(p, index=False))
-    _write_atomic(files["pareto.csv"], lambda p: rep.pareto.to_csv(p, index=False))
-    _write_atomic(files["best.json"],
+    write_atomic(files["runs.csv"], lambda p: rep.runs.to_csv(p, index=False))
+    write_atomic(files["pareto.csv"], lambda p: rep.pareto.to_csv(p, index=False))
+    write_atomic(files["best.json"],
                   lambda p: p.write_text(json.dumps(rep.best, indent=2) + "\n"))
     if plot:
         from cosim.report.plot import plot_pareto
@@ -104,7 +91,7 @@ def write_report(root: str | Path, out_dir: str | Path | None = None, *,
         files["pareto.png"] = out / "pareto.png"
         thr = f"slo_attainment >= {slo_attainment_min:g}" if slo_attainment_min else \
             "no SLO constraint"
-        _write_atomic(files["pareto.png"], lambda p: plot_pareto(
+        write_atomic(files["pareto.png"], lambda p: plot_pareto(
             rep.runs, x, y, p,
             title=f"{Path(root).resolve().name}: frontier among feasible runs, {thr} "
                   "(hollow: not eligible)"))

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -20,6 +18,7 @@ import numpy as np
 
 from cosim.config.errors import ConfigError
 from cosim.config.workload import WorkloadConfig
+from cosim.files import write_atomic
 from cosim.workload.requests import RequestTable
 
 REQUIRED = ("timestamp", "input_length", "output_length")
@@ -129,19 +128,14 @@ def read_trace_for_workload(cfg: WorkloadConfig, model_max_context: int,
 def write_trace(path: str | Path, timestamps_s: Sequence[float], input_lengths: Sequence[int],
                 output_lengths: Sequence[int], hash_ids: Sequence[Sequence[int]]) -> None:
     """Write a Mooncake-style JSONL trace (atomically: a temporary file, then a rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
+    def write(tmp: Path) -> None:
+        with open(tmp, "w") as f:
             for t, i, o, h in zip(timestamps_s, input_lengths, output_lengths, hash_ids, strict=True):
                 f.write(json.dumps({"timestamp": int(round(float(t) * 1000)),
                                     "input_length": int(i), "output_length": int(o),
                                     "hash_ids": [int(x) for x in h]}) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+
+    write_atomic(path, write)
 
 
 def trace_hash_ids(table: RequestTable, block_tokens: int = 512) -> list[list[int]]:
