@@ -33,6 +33,12 @@ SUMMARY_ROWS = (
     ("goodput_tok_s", "goodput (output tokens/s)", "{:,.0f}"),
     ("prefix_hit_rate", "prefix hit rate", "{:.1%}"),
     ("preemptions", "preemptions", "{}"),
+    ("comm_exposed_fraction", "communication exposed", "{:.1%}"),
+    ("attention_busy", "attention GPUs busy", "{:.1%}"),
+    ("ffn_busy", "FFN GPUs busy", "{:.1%}"),
+    ("kv_transfer_ms_p50", "KV transfer p50 (ms)", "{:.2f}"),
+    ("network", "network backend", "{}"),
+    ("network_cache_hit_rate", "network cache hit rate", "{:.1%}"),
     ("sim_wall_s", "wall time (s)", "{:.2f}"),
 )
 
@@ -86,8 +92,8 @@ def write_outputs(out_dir: Path, summary: dict, requests: Any, iterations: Any,
     return [out_dir / name for name in files.names()]
 
 
-def print_summary(summary: dict) -> None:
-    """A short table of the headline figures on stdout."""
+def print_summary(summary: dict, out_dir: Path | None = None) -> None:
+    """A short table of the headline figures on stdout (and where the files went)."""
     from rich.console import Console
     from rich.table import Table
 
@@ -103,7 +109,10 @@ def print_summary(summary: dict) -> None:
         t.add_row(label, fmt.format(v))
     if not summary.get("feasible"):
         t.add_row("infeasible", str(summary.get("infeasible_reason")))
-    Console().print(t)
+    console = Console()
+    console.print(t)
+    if out_dir is not None:
+        console.print(f"results: {out_dir}")
 
 
 def run_task(cfg: DictConfig) -> dict:
@@ -121,5 +130,5 @@ def run_task(cfg: DictConfig) -> dict:
             prog.close()
     write_outputs(out_dir, out.summary, out.requests, out.iterations,
                   bool(cfg.output.write_parquet), out.artifacts)
-    print_summary(out.summary)
+    print_summary(out.summary, out_dir)
     return out.summary
