@@ -11,6 +11,7 @@ The interface deployments use (see docs/serving.md, "Writing a deployment"):
 
     inst.enqueue(rid) / inst.enqueue_decode(rid)   add work
     inst.start(now) -> duration or None           form and price the next iteration
+    inst.plan_ranks(now[, plans]) -> counts        form the ranks' batches (plans: for other pricing)
     inst.complete(now) -> (finished, handed_off)  apply the iteration that ended at `now`
     inst.release(rid)                             free a handed-off request's KV
     inst.busy                                      an iteration is in flight
@@ -136,10 +137,32 @@ class Instance:
                               len(sch.running), kv.capacity - kv.free, tokens))
             self.busy = True
             return dur
-        attn = 0.0
-        n_all = pt_all = pr_all = wait = run = used = tmax = 0
+        attn, n_all, pt_all, pr_all, wait, run, used, tmax = self.plan_ranks(now)
+        tokens = n_all + pt_all
+        if tokens == 0:
+            self.busy = False
+            return None
+        comp = attn + cost.ffn(-(-tokens // self.dp))
+        comm = cost.comm_s(tokens)
+        dur = comp + comm
+        self.rows.append((now, dur, comp, comm, n_all, pt_all, pr_all, wait, run, used, tmax))
+        self.busy = True
+        return dur
+
+    def plan_ranks(self, now: float, plans: list | None = None) -> tuple[float, int, int, int, int,
+                                                                         int, int, int]:
+        """Form every rank's batch for the iteration starting at `now`.
+
+        Returns (attention seconds of the slowest rank, decode requests, prefill tokens, prefill
+        requests, waiting, running, KV blocks used, most tokens on one rank), the counts summed
+        over all ranks (the iteration row's columns). With a `plans` list, each rank's
+        Scheduler.plan tuple is appended to it instead of pricing its attention (0.0 returned).
+        """
+        cost = self.cost
         attention = cost.attention
         decode_attention = cost.decode_attention
+        attn = 0.0
+        n_all = pt_all = pr_all = wait = run = used = tmax = 0
         for sch in self.ranks:
             s = sch.tick
             bh = sch.blk_heap
@@ -150,9 +173,12 @@ class Instance:
                 used += kv.capacity - kv.free
                 n = sch.n_dec
                 if n:
-                    a = decode_attention(n, sch.kv_off + n * s)
-                    if a > attn:
-                        attn = a
+                    if plans is None:
+                        a = decode_attention(n, sch.kv_off + n * s)
+                        if a > attn:
+                            attn = a
+                    else:
+                        plans.append((n, sch.kv_off + n * s, 0, 0, 0))
                     if n > tmax:
                         tmax = n
                     n_all += n
@@ -165,25 +191,19 @@ class Instance:
             if p is None:
                 continue
             n, kv_sum, p_tok, p_kv, p_req = p
-            a = attention(n, kv_sum, p_tok, p_kv, p_req)
-            if a > attn:
-                attn = a
+            if plans is None:
+                a = attention(n, kv_sum, p_tok, p_kv, p_req)
+                if a > attn:
+                    attn = a
+            else:
+                plans.append(p)
             t = n + p_tok
             if t > tmax:
                 tmax = t
             n_all += n
             pt_all += p_tok
             pr_all += p_req
-        tokens = n_all + pt_all
-        if tokens == 0:
-            self.busy = False
-            return None
-        comp = attn + cost.ffn(-(-tokens // self.dp))
-        comm = cost.comm_s(tokens)
-        dur = comp + comm
-        self.rows.append((now, dur, comp, comm, n_all, pt_all, pr_all, wait, run, used, tmax))
-        self.busy = True
-        return dur
+        return attn, n_all, pt_all, pr_all, wait, run, used, tmax
 
     def complete(self, now: float) -> tuple[list[int], list[int]]:
         """Apply the iteration that ended at `now`: (finished ids, handed-off ids)."""

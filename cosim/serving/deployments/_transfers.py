@@ -1,4 +1,5 @@
-"""How long a batch of flows takes, for the disaggregated deployments (pd, afd, pd_afd).
+"""How long a batch of flows takes, for the disaggregated deployments (pd, afd, pd_afd),
+and their common base class (roles and options checked, one TransferTimer over all GPUs).
 
 `deployment.comm.model` picks the model (as for chunked's in-instance communication):
 - `none`: free communication (compute-only studies, closed-form tests);
@@ -16,8 +17,10 @@ from typing import Any
 
 import numpy as np
 
+from cosim.config.deployment_disagg import parse_options, validate_disagg
 from cosim.config.errors import ConfigError
 from cosim.network.flows import FlowBatch, FlowResult, NetworkBackend
+from cosim.serving.deployments.base import Deployment, SimContext
 
 
 class TransferTimer:
@@ -138,3 +141,29 @@ class TransferStatsView:
 
     def stats(self) -> dict:
         return {}
+
+
+class DisaggDeployment(Deployment):
+    """Base of the kinds whose roles exchange flows (pd, afd, pd_afd).
+
+    `__init__` checks deployment.roles and parses deployment.options (`self.opts`); the
+    subclass sizes itself and calls `self.start_transfers(num_gpus)`; `close()` releases the
+    timer's backend.
+    """
+
+    def __init__(self, ctx: SimContext):
+        super().__init__(ctx)
+        d = ctx.cfg.deployment
+        validate_disagg(d, "deployment")
+        self.opts = parse_options(self.kind, d.options, "deployment.options")
+        self.timer: TransferTimer | None = None
+
+    def start_transfers(self, num_gpus: int) -> TransferTimer:
+        """Record the deployment's GPU count and build its TransferTimer over them."""
+        self.num_gpus = num_gpus
+        self.timer = TransferTimer(self.ctx.cfg, num_gpus, self.ctx.shared)
+        return self.timer
+
+    def close(self) -> None:
+        if self.timer is not None:
+            self.timer.close()

@@ -29,20 +29,21 @@ from typing import Any
 
 import numpy as np
 
-from cosim.config.deployment_disagg import parse_options, validate_disagg
 from cosim.model.layout import ParallelLayout
 from cosim.network.flows import FlowBatch
 from cosim.serving.comm import NoComm
 from cosim.serving.deployments import register_deployment
-from cosim.serving.deployments._transfers import TransferStatsView, TransferTimer
+from cosim.serving.deployments._transfers import (
+    DisaggDeployment,
+    TransferStatsView,
+    TransferTimer,
+)
 from cosim.serving.deployments.base import Deployment, SimContext
 from cosim.serving.events import IterationEnd
 from cosim.serving.instance import Instance, InstanceInfo
 from cosim.serving.iteration_cost import IterationCost
-from cosim.serving.kv_cache import KVCache
 from cosim.serving.memory_plan import MemoryPlan, plan_memory
 from cosim.serving.router import make_router
-from cosim.serving.scheduler import Scheduler
 from cosim.timeline import afd_iteration_time, afd_pipeline, schedule_pipeline
 from cosim.timeline.network_coupling import time_transfers
 
@@ -68,6 +69,12 @@ def afd_memory_plans(spec: Any, hardware: Any, memory: Any, scheduler: Any,
                               kv_bytes_per_token=0.0, min_tokens=0,
                               feasible=fits, reason="" if fits else ffn.reason)
     return att, ffn
+
+
+def afd_unit_gpus(d: Any) -> int:
+    """GPUs of the AFD units of deployment config `d`: count x (M attention + N FFN)."""
+    ra, rf = d.roles["attention"], d.roles["ffn"]
+    return int(ra.count) * (ra.layout.tp * ra.layout.dp + rf.layout.ep * rf.layout.moe_tp)
 
 
 def split_even(total: int, parts: int) -> list[int]:
@@ -257,25 +264,9 @@ class AFDInstance(Instance):
 
     def start(self, now: float) -> float | None:
         cost = self.cost
-        plans = []
-        wait = run = used = tmax = 0
-        n_all = pt_all = pr_all = 0
-        for sch in self.ranks:
-            p = sch.plan(now)
-            kv = sch.kv
-            wait += len(sch.waiting)
-            run += len(sch.running)
-            used += kv.capacity - kv.free
-            if p is None:
-                continue
-            plans.append(p)
-            n, _, p_tok, _, p_req = p
-            tmax = max(tmax, n + p_tok)
-            n_all += n
-            pt_all += p_tok
-            pr_all += p_req
-        tokens = n_all + pt_all
-        if tokens == 0:
+        plans: list[tuple[int, int, int, int, int]] = []
+        _, n_all, pt_all, pr_all, wait, run, used, tmax = self.plan_ranks(now, plans)
+        if n_all + pt_all == 0:
             self.busy = False
             return None
         m = max(1, min(self.m, tmax))
@@ -375,7 +366,6 @@ class AFDUnits:
         # communication is the timeline's business, not the instance's comm model.
         self.cost = IterationCost(ctx.step_cost_for(self.layout), NoComm(), sc.kv_len_grid_tokens)
         self.comm = AFDCommStats(self.timer)
-        hasher = dep.hasher(sc.kv_block_tokens)
         for u in range(self.count):
             first = self.first_gpu + u * (self.M + self.N)
             if u == 0:
@@ -387,11 +377,7 @@ class AFDUnits:
                                      self.opts.f2a_dtype, comm_cfg.expert_imbalance,
                                      getattr(comm_cfg, "token_grid_percent", 0.0))
                 self.afd = AFDTimer(ctx.spec.num_layers, traffic, self.comm)
-            ranks = [Scheduler(first_iid + u, KVCache(self.att_plan.kv_blocks_per_rank, sc.kv_block_tokens),
-                               hasher, ctx.state, token_budget=sc.max_batched_tokens,
-                               max_running=sc.max_running_requests, chunked_prefill=sc.chunked_prefill,
-                               watermark=sc.watermark)
-                     for _ in range(self.layout.dp)]
+            ranks = dep.make_ranks(first_iid + u, self.layout.dp, sc, self.att_plan)
             info = InstanceInfo(iid=first_iid + u, role="afd", layout=self.layout, first_gpu=first,
                                 num_gpus=self.M + self.N)
             inst = AFDInstance(info, ranks, self.cost, self.afd, self.m, self.window)
@@ -465,18 +451,14 @@ def _iteration_flows(pipe, sched, coupled, traffic: AFDTraffic, keys_tok: list[i
 
 
 @register_deployment("afd")
-class AFDDeployment(Deployment):
+class AFDDeployment(DisaggDeployment):
     """M attention + N FFN GPUs per unit, prefill and decode both in the unit."""
 
     def __init__(self, ctx: SimContext):
         super().__init__(ctx)
         d = ctx.cfg.deployment
-        validate_disagg(d, "deployment")
-        self.opts = parse_options("afd", d.options, "deployment.options")
-        ra, rf = d.roles["attention"], d.roles["ffn"]
-        gpus = int(ra.count) * (ra.layout.tp * ra.layout.dp + rf.layout.ep * rf.layout.moe_tp)
-        self.num_gpus = gpus
-        self.timer = TransferTimer(ctx.cfg, gpus, ctx.shared)
+        ra = d.roles["attention"]
+        self.start_transfers(afd_unit_gpus(d))
         self.units = AFDUnits(self, self.opts, 0, decode_only=False, timer=self.timer)
         if not self.units.feasible:
             self.infeasible(self.units.reason)
@@ -485,22 +467,6 @@ class AFDDeployment(Deployment):
         sc = ra.scheduler
         self.router = make_router(d.router, self.instances, hasher=self.hasher(sc.kv_block_tokens),
                                   prompt_tokens=ctx.state.prompt)
-
-    def on_arrival(self, now: float, rid: int):
-        self.arrival(now, rid)
-        inst = self.router.pick(rid)
-        inst.enqueue(rid)
-        if inst.busy:
-            return None
-        return self.start(inst, now)
-
-    def on_iteration_end(self, now: float, inst: Instance):
-        finished, _ = inst.complete(now)
-        dur = inst.start(now)
-        nxt = [] if dur is None else [(now + dur, inst.end_event)]
-        if finished:
-            nxt.extend(self.follow_ups(finished, now))
-        return nxt
 
     # --- reporting ---------------------------------------------------------------------------
     def describe(self) -> dict:
@@ -524,6 +490,3 @@ class AFDDeployment(Deployment):
         tb = TraceBuilder()
         self.units.trace(tb)
         return {"timeline.json": tb.to_dict()}
-
-    def close(self) -> None:
-        self.timer.close()

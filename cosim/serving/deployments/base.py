@@ -1,10 +1,17 @@
 """What every deployment shares: the simulation context, instance construction, follow-ups.
 
 A deployment subclass builds its instances in `__init__` (or marks itself infeasible) and
-implements the two event hooks:
+sets `self.router` (the router of the instances new requests enter). The base class
+implements the two event hooks from that:
 
-    on_arrival(now, rid) -> [(time, Event), ...]        a request is issued
-    on_iteration_end(now, instance) -> [(time, Event)]   an instance's iteration ended
+    on_arrival(now, rid) -> [(time, Event), ...]        a request is issued: route, enqueue,
+                                                         start the instance if idle
+    on_iteration_end(now, instance) -> [(time, Event)]   an instance's iteration ended: hand
+                                                         off prefilled requests (`hand_off`),
+                                                         start the next iteration, follow-ups
+
+A kind whose instances hand requests on (`prefill_only` ranks, as in `pd`) overrides
+`hand_off(now, inst, rids)`; a kind with another request flow overrides the hooks.
 
 Helpers: `make_instance(...)` (memory plan, KV cache, scheduler, cost model), `start(inst,
 now)` (begin the next iteration if there is work), `follow_ups(finished, now)` (the next
@@ -62,6 +69,7 @@ class Deployment:
         self.infeasible_reason = ""
         self.num_gpus = 0
         self.memory: dict[str, MemoryPlan] = {}  # role -> plan of one GPU
+        self.router: Any = None  # picks the instance a new request enters (cosim.serving.router)
         self._costs: dict[tuple, IterationCost] = {}
         self._hashers: dict[int, BlockHasher] = {}
 
@@ -98,19 +106,24 @@ class Deployment:
                                                  self.ctx.comm_for(layout, first_gpu), grid)
         return c
 
+    def make_ranks(self, iid: int, dp: int, scheduler_cfg: Any, plan: MemoryPlan,
+                   prefill_only: bool = False) -> list[Scheduler]:
+        """The `dp` attention-DP ranks of instance `iid`: schedulers with KV caches sized by `plan`."""
+        sc = scheduler_cfg
+        hasher = self.hasher(sc.kv_block_tokens)
+        return [Scheduler(iid, KVCache(plan.kv_blocks_per_rank, sc.kv_block_tokens), hasher,
+                          self.ctx.state, token_budget=sc.max_batched_tokens,
+                          max_running=sc.max_running_requests,
+                          chunked_prefill=sc.chunked_prefill, watermark=sc.watermark,
+                          prefill_only=prefill_only)
+                for _ in range(dp)]
+
     def make_instance(self, iid: int, role: str, layout: ParallelLayout, scheduler_cfg: Any,
                       plan: MemoryPlan, first_gpu: int, prefill_only: bool = False,
                       prefix_routing: bool = False) -> Instance:
         """An instance of `layout.dp` ranks, KV caches sized by `plan`, memoised cost model."""
-        sc = scheduler_cfg
-        hasher = self.hasher(sc.kv_block_tokens)
-        ranks = [Scheduler(iid, KVCache(plan.kv_blocks_per_rank, sc.kv_block_tokens), hasher,
-                           self.ctx.state, token_budget=sc.max_batched_tokens,
-                           max_running=sc.max_running_requests,
-                           chunked_prefill=sc.chunked_prefill, watermark=sc.watermark,
-                           prefill_only=prefill_only)
-                 for _ in range(layout.dp)]
-        cost = self.iteration_cost(layout, first_gpu, sc.kv_len_grid_tokens)
+        ranks = self.make_ranks(iid, layout.dp, scheduler_cfg, plan, prefill_only)
+        cost = self.iteration_cost(layout, first_gpu, scheduler_cfg.kv_len_grid_tokens)
         info = InstanceInfo(iid=iid, role=role, layout=layout, first_gpu=first_gpu,
                             num_gpus=layout.attention_gpus)
         inst = Instance(info, ranks, cost, prefix_routing=prefix_routing)
@@ -139,11 +152,31 @@ class Deployment:
         """Record that `rid` is issued at `now` (deployments call this in on_arrival)."""
         self.ctx.state.arrival_s[rid] = now
 
-    def on_arrival(self, now: float, rid: int):
-        raise NotImplementedError
+    def on_arrival(self, now: float, rid: int) -> list | None:
+        """`rid` is issued: enqueue it on the instance `self.router` picks; start it if idle."""
+        self.arrival(now, rid)
+        inst = self.router.pick(rid)
+        inst.enqueue(rid)
+        if inst.busy:
+            return None
+        return self.start(inst, now)
 
-    def on_iteration_end(self, now: float, inst: Instance):
-        raise NotImplementedError
+    def on_iteration_end(self, now: float, inst: Instance) -> list:
+        """`inst`'s iteration ended: apply it, hand off the requests whose prefill it finished,
+        start its next iteration and issue the follow-ups of the requests it finished."""
+        finished, handed = inst.complete(now)
+        nxt = self.hand_off(now, inst, handed) if handed else []
+        dur = inst.start(now)
+        if dur is not None:
+            nxt.append((now + dur, inst.end_event))
+        if finished:
+            nxt.extend(self.follow_ups(finished, now))
+        return nxt
+
+    def hand_off(self, now: float, inst: Instance, rids: list[int]) -> list:
+        """Events that move `rids` (prefilled on `inst`'s prefill_only ranks) to their next
+        stage; a new list. Only kinds with prefill_only instances hand off."""
+        raise NotImplementedError(f"deployment {self.kind!r} has no stage to hand requests to")
 
     # --- reporting -----------------------------------------------------------------------------
     def describe(self) -> dict[str, Any]:

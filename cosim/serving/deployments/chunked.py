@@ -37,19 +37,3 @@ class ChunkedDeployment(Deployment):
         self.router = make_router(d.router, self.instances,
                                   hasher=self.hasher(d.scheduler.kv_block_tokens),
                                   prompt_tokens=ctx.state.prompt)
-
-    def on_arrival(self, now: float, rid: int):
-        self.arrival(now, rid)
-        inst = self.router.pick(rid)
-        inst.enqueue(rid)
-        if inst.busy:
-            return None
-        return self.start(inst, now)
-
-    def on_iteration_end(self, now: float, inst):
-        finished, _ = inst.complete(now)
-        dur = inst.start(now)
-        nxt = [] if dur is None else [(now + dur, inst.end_event)]
-        if finished:
-            nxt.extend(self.follow_ups(finished, now))
-        return nxt

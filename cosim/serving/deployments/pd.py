@@ -25,11 +25,13 @@ from typing import Any
 
 import numpy as np
 
-from cosim.config.deployment_disagg import parse_options, validate_disagg
 from cosim.serving.deployments import register_deployment
-from cosim.serving.deployments._transfers import TransferStatsView, TransferTimer
+from cosim.serving.deployments._transfers import (
+    DisaggDeployment,
+    TransferStatsView,
+    TransferTimer,
+)
 from cosim.serving.deployments.base import (
-    Deployment,
     SimContext,
     iteration_spans,
     timeline_window,
@@ -103,21 +105,18 @@ def rank_gpus(inst: Instance, rank_index: int) -> np.ndarray:
 
 
 @register_deployment("pd")
-class PDDeployment(Deployment):
+class PDDeployment(DisaggDeployment):
     """x prefill instances and y decode instances (see the module docstring)."""
 
     def __init__(self, ctx: SimContext):
         super().__init__(ctx)
         d = ctx.cfg.deployment
-        validate_disagg(d, "deployment")
-        self.opts = parse_options(self.kind, d.options, "deployment.options")
         rp = d.roles["prefill"]
         lp = rp.layout.to_layout()
         gp = lp.attention_gpus
         first_decode_gpu = rp.count * gp
         self.decode_gpus = self._decode_gpus()
-        self.num_gpus = first_decode_gpu + self.decode_gpus
-        self.timer = TransferTimer(ctx.cfg, self.num_gpus, ctx.shared)
+        self.start_transfers(first_decode_gpu + self.decode_gpus)
         self.kv = KVTransfers(ctx.spec, self.timer, self.opts.kv_transfer == "layerwise")
         self.window = timeline_window(ctx.cfg)
         plan_p = self.plan("prefill", lp, rp.scheduler)
@@ -131,9 +130,10 @@ class PDDeployment(Deployment):
         if not self.feasible:
             return
         self.instances = self.prefill + self.decode
-        self.prefill_router = make_router(d.router, self.prefill,
-                                          hasher=self.hasher(rp.scheduler.kv_block_tokens),
-                                          prompt_tokens=ctx.state.prompt)
+        # requests enter at the prefill instances
+        self.router = make_router(d.router, self.prefill,
+                                  hasher=self.hasher(rp.scheduler.kv_block_tokens),
+                                  prompt_tokens=ctx.state.prompt)
         # the decode side sees no prompts to match: least loaded, counting KV still in flight
         self.inflight = {inst.iid: 0 for inst in self.decode}
         n = ctx.state.n
@@ -157,28 +157,8 @@ class PDDeployment(Deployment):
         return [self.make_instance(first_iid + i, "decode", ld, rd.scheduler, plan_d, first_gpu + i * g)
                 for i in range(rd.count)]
 
-    # --- events -------------------------------------------------------------------------------
-    def on_arrival(self, now: float, rid: int):
-        self.arrival(now, rid)
-        inst = self.prefill_router.pick(rid)
-        inst.enqueue(rid)
-        if inst.busy:
-            return None
-        return self.start(inst, now)
-
-    def on_iteration_end(self, now: float, inst: Instance):
-        finished, handed = inst.complete(now)
-        nxt = []
-        if handed:
-            nxt.extend(self._hand_off(now, inst, handed))
-        dur = inst.start(now)
-        if dur is not None:
-            nxt.append((now + dur, inst.end_event))
-        if finished:
-            nxt.extend(self.follow_ups(finished, now))
-        return nxt
-
-    def _hand_off(self, now: float, p_inst: Instance, rids: list[int]) -> list:
+    # --- events (on_arrival / on_iteration_end: the base class's) -------------------------
+    def hand_off(self, now: float, p_inst: Instance, rids: list[int]) -> list:
         """Start the KV transfers of requests whose prefill just ended; events for their arrival."""
         st = self.ctx.state
         iteration_s = float(p_inst.rows[-1][1]) if p_inst.rows else 0.0
@@ -279,7 +259,3 @@ class PDDeployment(Deployment):
         if self.feasible:
             self._trace(tb)
         return {"timeline.json": tb.to_dict()}
-
-    def close(self) -> None:
-        self.timer.close()
-

@@ -10,7 +10,7 @@ then the AFD units (M attention + N FFN GPUs each).
 from __future__ import annotations
 
 from cosim.serving.deployments import register_deployment
-from cosim.serving.deployments.afd import AFDUnits
+from cosim.serving.deployments.afd import AFDUnits, afd_unit_gpus
 from cosim.serving.deployments.base import iteration_spans
 from cosim.serving.deployments.pd import PDDeployment
 from cosim.serving.instance import Instance
@@ -21,9 +21,7 @@ class PDAFDDeployment(PDDeployment):
     """Prefill instances in front of AFD decode units."""
 
     def _decode_gpus(self) -> int:
-        d = self.ctx.cfg.deployment
-        ra, rf = d.roles["attention"], d.roles["ffn"]
-        return ra.count * (ra.layout.tp * ra.layout.dp + rf.layout.ep * rf.layout.moe_tp)
+        return afd_unit_gpus(self.ctx.cfg.deployment)
 
     def _build_decode(self, first_gpu: int, first_iid: int) -> list[Instance]:
         self.units = AFDUnits(self, self.opts, first_gpu, decode_only=True, timer=self.timer)
