@@ -46,3 +46,18 @@ def test_unreachable_server_times_out_after_the_retries():
 def test_bad_settings_name_the_field(cfg, needle):
     with pytest.raises(ValueError, match=needle):
         client.Ns3Backend(star(2), cfg)
+
+
+@pytest.mark.skipif(client.importlib.util.find_spec("ns3") is None, reason="needs the ns3 wheel")
+def test_server_that_exits_before_ready_is_reported_and_leaves_no_open_pipe():
+    fds = Path("/proc/self/fd")
+    before = len(list(fds.iterdir()))
+    # An address that cannot be bound: the server exits with code 2 before its ready line.
+    try:
+        client._LocalServer(30.0, 10, bind="tcp://256.0.0.1:1")
+    except client.Ns3Error as e:
+        assert "exited with code 2 before it was ready" in str(e)
+        # Checked while the traceback (and the half-built server object) is still alive.
+        assert len(list(fds.iterdir())) == before
+    else:
+        pytest.fail("a server that cannot bind was reported ready")

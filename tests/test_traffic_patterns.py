@@ -193,3 +193,12 @@ def test_kv_transfer_split_over_layers():
 def test_all_to_all_pairs():
     f = all_to_all_flows(np.arange(5), 7)
     assert len(f) == 20 and (f.src != f.dst).all() and (f.size == 7).all()
+
+
+def test_node_mode_relay_above_every_token_and_expert_gpu():
+    # Token on GPU 7 (local rank 7), its expert on GPU 8 (node 1): the rail peer that takes
+    # the RDMA copy is GPU 15, above every token and expert GPU; the pairs must stay intact.
+    src, dst, tokens, tag = ep_token_counts(np.array([[1]]), np.array([7]), np.array([0, 8]),
+                                            gpus_per_node=8, mode="node")
+    flows = sorted(zip(src.tolist(), dst.tolist(), tokens.tolist(), tag.tolist(), strict=True))
+    assert flows == [(7, 15, 1, FlowTag.EP_RDMA), (15, 8, 1, FlowTag.EP_FORWARD)]

@@ -142,10 +142,3 @@ def test_route_links_must_meet_at_nodes():
                         route_links=np.array([0, 2], np.int32))
     with pytest.raises(wire.WireError, match="do not meet"):
         wire.check_simulate(msg, topo)
-
-
-def test_rate_to_bps_refuses_non_finite():
-    assert wire.rate_to_bps(3.6e12) == 3_600_000_000_000
-    for bad in (float("nan"), float("inf"), 0.0, -1.0):
-        with pytest.raises(wire.WireError):
-            wire.rate_to_bps(bad)

@@ -50,12 +50,15 @@ def expert_placement(num_experts: int, ep_gpus: np.ndarray) -> np.ndarray:
     return np.repeat(ep_gpus, num_experts // ep_gpus.size)
 
 
-def _aggregate(src: np.ndarray, dst: np.ndarray, kind: int, num_gpus: int):
+def _aggregate(src: np.ndarray, dst: np.ndarray, kind: int):
     """Count equal (src, dst) pairs: returns (src, dst, tokens, kind) arrays."""
     keep = src != dst
-    key = src[keep].astype(np.int64) * num_gpus + dst[keep]
-    uniq, count = np.unique(key, return_counts=True)
-    return uniq // num_gpus, uniq % num_gpus, count, np.full(uniq.size, kind)
+    src, dst = src[keep].astype(np.int64), dst[keep].astype(np.int64)
+    # Key base from these very endpoints: a relay GPU (node mode) may lie above every
+    # token and expert GPU, and a smaller base would decode its pairs as other pairs.
+    base = int(dst.max(initial=0)) + 1
+    uniq, count = np.unique(src * base + dst, return_counts=True)
+    return uniq // base, uniq % base, count, np.full(uniq.size, kind)
 
 
 def _row_unique(a: np.ndarray) -> np.ndarray:
@@ -78,20 +81,19 @@ def ep_token_counts(routing: np.ndarray, token_gpu: np.ndarray, expert_gpu: np.n
         raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
     token_gpu = np.asarray(token_gpu, dtype=np.int64)
     dg = np.asarray(expert_gpu, dtype=np.int64)[routing]  # (tokens, topk) destination GPUs
-    num_gpus = int(max(dg.max(initial=0), token_gpu.max(initial=0))) + 1
     src = np.broadcast_to(token_gpu[:, None], dg.shape)
     if mode == "expert":
-        parts = [_aggregate(src.ravel(), dg.ravel(), FlowTag.EP_DIRECT, num_gpus)]
+        parts = [_aggregate(src.ravel(), dg.ravel(), FlowTag.EP_DIRECT)]
     else:
         dgs, first = _row_unique(dg)  # one copy per destination GPU
         if mode == "gpu":
-            parts = [_aggregate(src[first], dgs[first], FlowTag.EP_DIRECT, num_gpus)]
+            parts = [_aggregate(src[first], dgs[first], FlowTag.EP_DIRECT)]
         else:
             g = gpus_per_node
             src_node = token_gpu[:, None] // g
             dn = dgs // g
             local = (dn == src_node) & first
-            parts = [_aggregate(src[local], dgs[local], FlowTag.EP_DIRECT, num_gpus)]
+            parts = [_aggregate(src[local], dgs[local], FlowTag.EP_DIRECT)]
             # One RDMA copy per (token, remote node), to the rail peer on that node.
             remote = dn != src_node
             node_first = np.zeros_like(first)
@@ -99,9 +101,9 @@ def ep_token_counts(routing: np.ndarray, token_gpu: np.ndarray, expert_gpu: np.n
             node_first[:, 1:] = dn[:, 1:] != dn[:, :-1]  # dgs sorted => nodes sorted
             rdma = remote & node_first
             relay = dn * g + (np.broadcast_to(token_gpu[:, None], dn.shape) % g)
-            parts.append(_aggregate(src[rdma], relay[rdma], FlowTag.EP_RDMA, num_gpus))
+            parts.append(_aggregate(src[rdma], relay[rdma], FlowTag.EP_RDMA))
             fwd = remote & first
-            parts.append(_aggregate(relay[fwd], dgs[fwd], FlowTag.EP_FORWARD, num_gpus))
+            parts.append(_aggregate(relay[fwd], dgs[fwd], FlowTag.EP_FORWARD))
     return tuple(np.concatenate([p[i] for p in parts]) for i in range(4))
 
 

@@ -80,7 +80,13 @@ class _LocalServer:
         env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=None, close_fds=True, env=env)
-        self.endpoint = self._wait_ready(start_timeout_s)
+        try:
+            self.endpoint = self._wait_ready(start_timeout_s)
+        except BaseException:
+            # Nobody holds this object after a failed start: stop the child and close its
+            # pipe now (also on Ctrl-C), or it runs on until this process exits.
+            self.kill()
+            raise
 
     def _wait_ready(self, timeout_s: float) -> str:
         from cosim.network.ns3.server.main import READY_PREFIX  # no ns-3 import here

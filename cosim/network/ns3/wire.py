@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -345,10 +344,3 @@ def check_simulate(msg: Message, topo: TopologySpec, max_flows: int = MAX_FLOWS,
             raise WireError(f"flow {f}: route links {links[broken[0] - 1]} and "
                             f"{links[broken[0]]} do not meet at a node")
     return SimulateSpec(transport, frame, a["src"], a["dst"], size, start, indptr, links)
-
-
-def rate_to_bps(bits_per_second: float) -> int:
-    """An ns-3 DataRate-safe integer rate (bit/s); raises on NaN/inf/non-positive."""
-    if not math.isfinite(bits_per_second) or bits_per_second <= 0:
-        raise WireError(f"link rate {bits_per_second!r} bit/s must be finite and > 0")
-    return int(round(bits_per_second))
