@@ -36,6 +36,7 @@ def bucket_sizes(size: np.ndarray, grid_percent: float) -> np.ndarray:
     # climb, so that grid points map to themselves despite rounding.
     k = np.maximum(np.floor(np.log(np.maximum(size, 1)) / math.log(base)) - 1, 0)
     out = np.ceil(base ** k).astype(np.int64)
+    out[size == 0] = 0  # nothing to send stays nothing (it needs no network at all)
     low = out < size
     while low.any():
         k[low] += 1
