@@ -35,7 +35,7 @@ def test_simulate_returns_summary_and_tables():
     ("workload.arrival.rate_per_s=-2", "workload.arrival.rate_per_s"),
     ("workload.input_tokens.mean=500000", "workload.input_tokens.mean"),
     ("deployment.router=random", "deployment.router"),
-    ("deployment.layout.ep=3", "deployment.layout"),
+    ("deployment.layout.ep=16", "deployment.layout"),  # tp x dp = 8 != ep x moe_tp = 16
 ])
 def test_bad_input_is_an_error_naming_the_field(override, field):
     with pytest.raises(ConfigError) as e:
@@ -89,3 +89,17 @@ def test_cosim_app_bad_value_writes_nothing(tmp_path):
     left = {f.name for f in run.iterdir()} if run.exists() else set()
     assert not left & set(OUTPUTS)
     assert not [n for n in left if n.endswith(".tmp")]
+
+
+@pytest.mark.parametrize("overrides,field", [
+    (["deployment.layout.ep=72", "deployment.layout.dp=72"], "deployment.layout.ep"),
+    (["deployment=pd", "deployment.roles.decode.layout.ep=12",
+      "deployment.roles.decode.layout.dp=12"], "deployment.roles.decode.layout.ep"),
+])
+def test_ep_not_dividing_the_experts_is_an_error_naming_the_field(overrides, field):
+    # deepseek_v32 has 256 routed experts: EP72 cannot place them whole on its ranks
+    with pytest.raises(ConfigError) as e:
+        cosim.simulate(["workload=chat", "workload.num_requests=5", "output.progress=false",
+                        *overrides], step_cost_factory=toy)
+    assert e.value.field == field
+    assert "256" in str(e.value)

@@ -104,6 +104,7 @@ def prepare(cfg: Any, step_cost_factory: StepCostFactory | None = None,
     if max_ctx <= 0:
         raise ConfigError("model.max_context", "unknown: set it or max_position_embeddings")
     cfg.workload.check_context(max_ctx)
+    cfg.deployment.check_model(spec.moe.num_experts if spec.moe is not None else None)
     table = build_workload(cfg.workload, max_ctx, cfg.seed)
     state = RequestState(table)
     driver = WorkloadDriver(table, cfg.workload.arrival)
