@@ -3,8 +3,11 @@ durations and request times the code gave before them (tests/data/des_reference.
 
 import json
 
+import numpy as np
 import pytest
 from des_reference_cases import CASES, REFERENCE, summary_of
+
+from cosim.timeline import afd_pipeline, chain_makespan, schedule_pipeline
 
 
 @pytest.mark.parametrize("case", list(CASES))
@@ -12,3 +15,19 @@ def test_summary_identical_to_reference(case):
     ref = json.loads(REFERENCE.read_text())[case]
     got = summary_of(case)
     assert got == ref
+
+
+def test_chain_makespan_is_schedule_pipeline_bit_for_bit():
+    rng = np.random.default_rng(7)
+    for i in range(400):
+        m, L = int(rng.integers(1, 5)), int(rng.integers(1, 62))
+        ta, a2f, tf, f2a = (rng.random(m) * 1e-3 for _ in range(4))
+        if i % 3 == 0:  # free communication: zero-length transfers hold no resource
+            a2f[:] = 0.0
+            f2a[:] = 0.0
+        if i % 5 == 0:  # dense layers: no FFN stage
+            tf[:] = 0.0
+        sched = schedule_pipeline(afd_pipeline(L, m, ta[None, :], a2f[None, :], tf[None, :],
+                                               f2a[None, :]))
+        got = chain_makespan(L, [ta.tolist(), a2f.tolist(), tf.tolist(), f2a.tolist()])
+        assert got == sched.makespan

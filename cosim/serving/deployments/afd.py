@@ -44,8 +44,9 @@ from cosim.serving.instance import Instance, InstanceInfo
 from cosim.serving.iteration_cost import IterationCost
 from cosim.serving.memory_plan import MemoryPlan, plan_memory
 from cosim.serving.router import make_router
-from cosim.timeline import afd_iteration_time, afd_pipeline, schedule_pipeline
+from cosim.timeline import afd_iteration_time, afd_pipeline, chain_makespan, schedule_pipeline
 from cosim.timeline.network_coupling import time_transfers
+from cosim.timeline.pipeline import stage_block
 
 
 def afd_memory_plans(spec: Any, hardware: Any, memory: Any, scheduler: Any,
@@ -188,6 +189,7 @@ class AFDTimer:
         self.traffic = traffic
         self.comm = comm
         self._memo: dict[tuple, tuple] = {}
+        self._uneven: dict[tuple, tuple] = {}  # phase mode: stage times -> iteration
 
     def iteration(self, ta: np.ndarray, tf: np.ndarray, tok: np.ndarray,
                   detail: bool = False) -> AFDIteration:
@@ -204,10 +206,24 @@ class AFDTimer:
             total = afd_iteration_time(L, m, ta[0], tf[0], t_a2f[0], t_f2a[0])
             free = afd_iteration_time(L, m, ta[0], tf[0])
             return AFDIteration(total, free, L * m * ta[0], L * m * tf[0], m, ta, tf, tok)
+        ta_l, tf_l = ta.tolist(), tf.tolist()
+        zeros = [0.0] * m
+        if not detail and not iteration_mode:
+            # uneven micro-batches, phase mode: the layer pipeline's makespan without its
+            # [L, S, m] schedule (chain_makespan is schedule_pipeline's recurrence, exactly)
+            key = (*ta_l, *tf_l, *tok.tolist())
+            hit = self._uneven.get(key)
+            if hit is None:
+                a2f_l, f2a_l = t_a2f.tolist(), t_f2a.tolist()
+                total = chain_makespan(L, [ta_l, a2f_l, tf_l, f2a_l])
+                free = chain_makespan(L, [ta_l, zeros, tf_l, zeros])
+                # summed as schedule_pipeline sums (C-ordered [L, S, m]): bit for bit
+                per_stage = np.ascontiguousarray(stage_block(L, m, ta, t_a2f, tf, t_f2a)).sum(axis=(0, 2))
+                hit = self._uneven[key] = (total, free, float(per_stage[0]), float(per_stage[2]))
+            return AFDIteration(hit[0], hit[1], hit[2], hit[3], m, ta, tf, tok)
         keys_tok = sorted(set(tok.tolist()))
         key_of = np.array([keys_tok.index(t) for t in tok.tolist()])
-        pipe_free = afd_pipeline(L, m, ta[None, :], 0.0, tf[None, :], 0.0)
-        free = schedule_pipeline(pipe_free).makespan
+        free = chain_makespan(L, [ta_l, zeros, tf_l, zeros])
         coupled = None
         if iteration_mode:
             mkey = (tuple(tok.tolist()), tuple(np.round(ta / ta.max(), 2)) if ta.max() > 0 else (),
