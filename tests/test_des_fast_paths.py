@@ -31,3 +31,11 @@ def test_chain_makespan_is_schedule_pipeline_bit_for_bit():
                                                f2a[None, :]))
         got = chain_makespan(L, [ta.tolist(), a2f.tolist(), tf.tolist(), f2a.tolist()])
         assert got == sched.makespan
+
+
+def test_process_shared_memos_leave_a_second_run_unchanged():
+    """Step cost models and A2F/F2A flows are shared by the runs of a process: a run after
+    another with the same shapes gives the reference summary again."""
+    ref = json.loads(REFERENCE.read_text())["afd_2x(8+8)"]
+    summary_of("afd_2x(8+8)")
+    assert summary_of("afd_2x(8+8)") == ref

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,7 +47,6 @@ from cosim.serving.memory_plan import MemoryPlan, plan_memory
 from cosim.serving.router import make_router
 from cosim.timeline import afd_iteration_time, afd_pipeline, chain_makespan, schedule_pipeline
 from cosim.timeline.network_coupling import time_transfers
-from cosim.timeline.pipeline import stage_block
 
 
 def afd_memory_plans(spec: Any, hardware: Any, memory: Any, scheduler: Any,
@@ -84,6 +84,12 @@ def split_even(total: int, parts: int) -> list[int]:
     return [base + (1 if k < extra else 0) for k in range(parts)]
 
 
+# A2F / F2A flow batches shared by the runs of one process (a search's runs in one worker):
+# a pure function of the GPUs, the token count, the bytes per token and the routing (seeded).
+_M2N_FLOWS: OrderedDict[tuple, tuple[FlowBatch, FlowBatch]] = OrderedDict()
+_M2N_FLOWS_MAX = 1024
+
+
 class AFDTraffic:
     """A2F / F2A flows of one micro-batch of an AFD unit, and their isolated times (memoised)."""
 
@@ -114,9 +120,21 @@ class AFDTraffic:
             if moe is not None and self.ffn.size and moe.num_experts % self.ffn.size == 0:
                 kw = {"mode": "topk", "topk": int(moe.topk), "num_experts": int(moe.num_experts),
                       "imbalance": self.imbalance, "seed": 0}
-            a2f = m2n_flows(self.att, self.ffn, tokens_per_gpu, self.a2f_bytes, direction="a2f", **kw)
-            f2a = m2n_flows(self.att, self.ffn, tokens_per_gpu, self.f2a_bytes, direction="f2a", **kw)
-            hit = self._flows[tokens_per_gpu] = (a2f, f2a)
+            key = (self.att.tobytes(), self.ffn.tobytes(), int(tokens_per_gpu), self.a2f_bytes,
+                   self.f2a_bytes, *sorted(kw.items()))
+            hit = _M2N_FLOWS.get(key)
+            if hit is None:
+                a2f = m2n_flows(self.att, self.ffn, tokens_per_gpu, self.a2f_bytes, direction="a2f", **kw)
+                f2a = m2n_flows(self.att, self.ffn, tokens_per_gpu, self.f2a_bytes, direction="f2a", **kw)
+                for fb in (a2f, f2a):  # shared between runs: nobody may write into them
+                    for arr in (fb.src, fb.dst, fb.size, fb.start, fb.tag):
+                        arr.flags.writeable = False
+                hit = _M2N_FLOWS[key] = (a2f, f2a)
+                while len(_M2N_FLOWS) > _M2N_FLOWS_MAX:
+                    _M2N_FLOWS.popitem(last=False)
+            else:
+                _M2N_FLOWS.move_to_end(key)
+            self._flows[tokens_per_gpu] = hit
         return hit
 
     def bucket(self, tokens_per_gpu: int) -> int:
@@ -217,8 +235,12 @@ class AFDTimer:
                 a2f_l, f2a_l = t_a2f.tolist(), t_f2a.tolist()
                 total = chain_makespan(L, [ta_l, a2f_l, tf_l, f2a_l])
                 free = chain_makespan(L, [ta_l, zeros, tf_l, zeros])
-                # summed as schedule_pipeline sums (C-ordered [L, S, m]): bit for bit
-                per_stage = np.ascontiguousarray(stage_block(L, m, ta, t_a2f, tf, t_f2a)).sum(axis=(0, 2))
+                # busy time summed as schedule_pipeline sums it (over a C-ordered [L, S, m]
+                # array: numpy's summation order depends on the shape), bit for bit
+                d = np.zeros((L, 4, m))
+                d[:, 0, :] = ta
+                d[:, 2, :] = tf
+                per_stage = d.sum(axis=(0, 2))
                 hit = self._uneven[key] = (total, free, float(per_stage[0]), float(per_stage[2]))
             return AFDIteration(hit[0], hit[1], hit[2], hit[3], m, ta, tf, tok)
         keys_tok = sorted(set(tok.tolist()))
