@@ -14,7 +14,9 @@ from cosim.timeline import afd_pipeline, chain_makespan, schedule_pipeline
 def test_summary_identical_to_reference(case):
     ref = json.loads(REFERENCE.read_text())[case]
     got = summary_of(case)
-    assert got == ref
+    # keys added to summary.json after the reference (additive, e.g. usd_per_mtok) are not
+    # results of the DES: compare the reference's keys
+    assert {k: got.get(k) for k in ref} == ref
 
 
 def test_chain_makespan_is_schedule_pipeline_bit_for_bit():
@@ -38,4 +40,5 @@ def test_process_shared_memos_leave_a_second_run_unchanged():
     another with the same shapes gives the reference summary again."""
     ref = json.loads(REFERENCE.read_text())["afd_2x(8+8)"]
     summary_of("afd_2x(8+8)")
-    assert summary_of("afd_2x(8+8)") == ref
+    got = summary_of("afd_2x(8+8)")
+    assert {k: got.get(k) for k in ref} == ref
