@@ -23,6 +23,7 @@ moves it to separate prefill instances.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -88,6 +89,12 @@ def split_even(total: int, parts: int) -> list[int]:
 # a pure function of the GPUs, the token count, the bytes per token and the routing (seeded).
 _M2N_FLOWS: OrderedDict[tuple, tuple[FlowBatch, FlowBatch]] = OrderedDict()
 _M2N_FLOWS_MAX = 1024
+
+
+@functools.lru_cache(maxsize=65536)
+def _split(total: int, parts: int) -> tuple[int, ...]:
+    """split_even, memoised (the AFD iteration splits every rank's batch)."""
+    return tuple(split_even(total, parts))
 
 
 class AFDTraffic:
@@ -213,18 +220,22 @@ class AFDTimer:
                   detail: bool = False) -> AFDIteration:
         m = len(ta)
         L = self.L
-        times = [self.traffic.times(int(t)) for t in tok.tolist()]
-        t_a2f = np.array([x[0] for x in times])
-        t_f2a = np.array([x[1] for x in times])
-        iteration_mode = (self.traffic.timer.mode == "iteration" and self.traffic.timer.backend is not None
-                          and not self.traffic.timer.free)
-        uniform = (np.all(ta == ta[0]) and np.all(tf == tf[0]) and np.all(t_a2f == t_a2f[0])
-                   and np.all(t_f2a == t_f2a[0]))
-        if uniform and not detail and not iteration_mode:
-            total = afd_iteration_time(L, m, ta[0], tf[0], t_a2f[0], t_f2a[0])
-            free = afd_iteration_time(L, m, ta[0], tf[0])
-            return AFDIteration(total, free, L * m * ta[0], L * m * tf[0], m, ta, tf, tok)
+        traffic_times = self.traffic.times
+        times = [traffic_times(t) for t in tok.tolist()]
+        a2f_l = [x[0] for x in times]
+        f2a_l = [x[1] for x in times]
+        t_a2f = np.array(a2f_l)
+        t_f2a = np.array(f2a_l)
+        timer = self.traffic.timer
+        iteration_mode = timer.mode == "iteration" and timer.backend is not None and not timer.free
         ta_l, tf_l = ta.tolist(), tf.tolist()
+        a0, f0 = ta_l[0], tf_l[0]
+        uniform = (ta_l.count(a0) == m and tf_l.count(f0) == m and a2f_l.count(a2f_l[0]) == m
+                   and f2a_l.count(f2a_l[0]) == m)
+        if uniform and not detail and not iteration_mode:
+            total = afd_iteration_time(L, m, a0, f0, a2f_l[0], f2a_l[0])
+            free = afd_iteration_time(L, m, a0, f0)
+            return AFDIteration(total, free, L * m * a0, L * m * f0, m, ta, tf, tok)
         zeros = [0.0] * m
         if not detail and not iteration_mode:
             # uneven micro-batches, phase mode: the layer pipeline's makespan without its
@@ -232,7 +243,6 @@ class AFDTimer:
             key = (*ta_l, *tf_l, *tok.tolist())
             hit = self._uneven.get(key)
             if hit is None:
-                a2f_l, f2a_l = t_a2f.tolist(), t_f2a.tolist()
                 total = chain_makespan(L, [ta_l, a2f_l, tf_l, f2a_l])
                 free = chain_makespan(L, [ta_l, zeros, tf_l, zeros])
                 # busy time summed as schedule_pipeline sums it (over a C-ordered [L, S, m]
@@ -308,20 +318,32 @@ class AFDInstance(Instance):
             self.busy = False
             return None
         m = max(1, min(self.m, tmax))
-        ta = np.zeros(m)
-        tok_k = np.zeros(m, dtype=np.int64)
+        ta_l = [0.0] * m  # Python lists while filling: numpy item access is slow
+        tok_l = [0] * m
+        attention = cost.attention
         for n, kv_sum, p_tok, p_kv, p_req in plans:
-            nk = split_even(n, m)
-            ptk = split_even(p_tok, m)
+            nk = _split(n, m)
+            if not p_tok:  # decode only (the hot path): the same lookups, fewer steps
+                for k in range(m):
+                    nkk = nk[k]
+                    if nkk:
+                        a = attention(nkk, round(kv_sum * nkk / n), 0, 0, 0)
+                        if a > ta_l[k]:
+                            ta_l[k] = a
+                        tok_l[k] += nkk
+                continue
+            ptk = _split(p_tok, m)
             for k in range(m):
                 if nk[k] + ptk[k] == 0:
                     continue
                 kvk = round(kv_sum * nk[k] / n) if n else 0
                 prk = max(1, -(-p_req * ptk[k] // p_tok)) if ptk[k] else 0
                 a = cost.attention(nk[k], kvk, ptk[k], p_kv if ptk[k] else 0, prk)
-                if a > ta[k]:
-                    ta[k] = a
-                tok_k[k] += nk[k] + ptk[k]
+                if a > ta_l[k]:
+                    ta_l[k] = a
+                tok_l[k] += nk[k] + ptk[k]
+        ta = np.array(ta_l)
+        tok_k = np.array(tok_l, dtype=np.int64)
         L = self.afd.L
         dp = self.dp
         tp = self.info.layout.tp
