@@ -76,3 +76,12 @@ def test_cli_rejects_a_negative_price_in_one_line(tmp_path):
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
     assert lines == ["cosim: configuration error: hardware.usd_per_gpu_hour: must be a number >= 0 "
                      "or null, got -1.0"]
+
+
+def test_docs_price_table_is_current():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    r = subprocess.run([sys.executable, str(root / "scripts" / "cost_table.py"), "--check"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
