@@ -36,9 +36,11 @@ class SimOutput:
 
 
 # Step cost models shared by the runs of one process (a sweep's or a search's runs in one
-# worker), keyed by everything they depend on: hardware, compute settings, model, layout.
-# Their memos are pure functions of an iteration's shape, so a later run with the same key
-# prices the shapes an earlier one met without recomputing them: results are unchanged.
+# worker), keyed by everything they may depend on: hardware, compute settings, model, layout
+# and the deployment config (its options can shape pricing); not the workload, the SLO or
+# the network, so a search's runs of one candidate at several loads share one. Their memos
+# are pure functions of an iteration's shape: a later run with the same key prices the
+# shapes an earlier one met without recomputing them, and its results are unchanged.
 _STEP_COSTS: OrderedDict[tuple, Any] = OrderedDict()
 _STEP_COSTS_MAX = 32
 
@@ -47,7 +49,7 @@ def default_step_cost_factory(cfg: Any) -> StepCostFactory:
     """B's StepCostModel over the configured hardware and compute settings (process-shared)."""
     from cosim.compute import ComputeModel, StepCostModel
 
-    base = (repr(cfg.hardware), repr(cfg.compute))
+    base = (repr(cfg.hardware), repr(cfg.compute), repr(cfg.deployment))
     compute: list = []
 
     def factory(spec: Any, layout: ParallelLayout):

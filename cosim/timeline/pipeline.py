@@ -266,6 +266,9 @@ def chain_makespan(num_layers: int, stage_times: list[list[float]]) -> float:
     if L <= 0:
         return 0.0
     m = len(stage_times[0])
+    # A stage with no work anywhere holds no resource and moves no micro-batch (t + 0.0 is
+    # t): leaving it out changes no float.
+    stage_times = [d for d in stage_times if any(x > 0 for x in d)] or [stage_times[0]]
     S = len(stage_times)
     free = [0.0] * S
     ready = [0.0] * m
