@@ -88,7 +88,8 @@ def split_even(total: int, parts: int) -> list[int]:
 # A2F / F2A flow batches shared by the runs of one process (a search's runs in one worker):
 # a pure function of the GPUs, the token count, the bytes per token and the routing (seeded).
 _M2N_FLOWS: OrderedDict[tuple, tuple[FlowBatch, FlowBatch]] = OrderedDict()
-_M2N_FLOWS_MAX = 1024
+_M2N_FLOWS_MAX = 2_000_000  # flows held at most (28 bytes each: about 56 MB)
+_M2N_COUNT = [0]
 
 
 @functools.lru_cache(maxsize=65536)
@@ -137,8 +138,10 @@ class AFDTraffic:
                     for arr in (fb.src, fb.dst, fb.size, fb.start, fb.tag):
                         arr.flags.writeable = False
                 hit = _M2N_FLOWS[key] = (a2f, f2a)
-                while len(_M2N_FLOWS) > _M2N_FLOWS_MAX:
-                    _M2N_FLOWS.popitem(last=False)
+                _M2N_COUNT[0] += len(a2f) + len(f2a)
+                while _M2N_COUNT[0] > _M2N_FLOWS_MAX and len(_M2N_FLOWS) > 1:
+                    _, (x, y) = _M2N_FLOWS.popitem(last=False)
+                    _M2N_COUNT[0] -= len(x) + len(y)
             else:
                 _M2N_FLOWS.move_to_end(key)
             self._flows[tokens_per_gpu] = hit
