@@ -10,6 +10,8 @@ Definitions (times in seconds inside, milliseconds in summary names ending in _m
 - tok_s_per_user_mean = mean over requests of 1 / TPOT (a user's streaming speed)
 - slo_attainment = fraction of requests meeting TTFT <= slo.ttft and TPOT <= slo.tpot
   (and E2E <= slo.e2e when set); goodput_tok_s = output tokens of those requests / simulated_s
+- usd_per_hour = num_gpus x hardware.usd_per_gpu_hour; usd_per_mtok = usd_per_hour /
+  (output_tok_s x 3600 s) x 1e6: dollars per million output tokens (both null without a price)
 - prefix_hit_rate = prompt tokens served from the prefix cache / prompt tokens (first
   admission of each request; recomputation after preemption is not counted as a hit)
 - network_lookups / network_cache_*: the flow batches the run's iterations and transfers
@@ -114,6 +116,18 @@ def _network_fields(network: dict | None) -> dict:
     return out
 
 
+def cost_fields(usd_per_gpu_hour: float | None, num_gpus: int, output_tok_s: float) -> dict:
+    """usd_per_hour (the deployment's GPUs at the hardware's price per GPU-hour) and
+    usd_per_mtok (US dollars per million output tokens at the run's output tokens/s); None
+    when the hardware has no price (or, for usd_per_mtok, when no token came out)."""
+    if usd_per_gpu_hour is None:
+        return {"usd_per_hour": None, "usd_per_mtok": None}
+    per_hour = float(usd_per_gpu_hour) * num_gpus
+    ok = math.isfinite(output_tok_s) and output_tok_s > 0
+    return {"usd_per_hour": per_hour,
+            "usd_per_mtok": per_hour / (output_tok_s * 3600.0) * 1e6 if ok else None}
+
+
 def summarize(ctx: Any, dep: Any, req: pd.DataFrame, it: pd.DataFrame, wall_s: float,
               events: int, comm_stats: dict, network: dict | None = None) -> dict:
     """summary.json of a run (see the module docstring for the definitions).
@@ -142,6 +156,8 @@ def summarize(ctx: Any, dep: Any, req: pd.DataFrame, it: pd.DataFrame, wall_s: f
         "workload_notes": dict(ctx.table.notes),
     }
     if not dep.feasible:
+        base.update(cost_fields(getattr(cfg.hardware, "usd_per_gpu_hour", None),
+                                int(dep.num_gpus), math.nan))
         base.update(_network_fields(network))
         base.update(dep.summary_extras(req, it))
         return _clean(base)
@@ -181,6 +197,8 @@ def summarize(ctx: Any, dep: Any, req: pd.DataFrame, it: pd.DataFrame, wall_s: f
         "e2e_ms_p50": _pct(e2e, 50), "e2e_ms_p99": _pct(e2e, 99),
         "slo_attainment": float(good.sum() / len(req)) if len(req) else None,
         "goodput_tok_s": float(r["output_tokens"].to_numpy()[good].sum()) / inv,
+        **cost_fields(getattr(cfg.hardware, "usd_per_gpu_hour", None), int(dep.num_gpus),
+                      out_tok / inv),
         "prefix_hit_rate": float(req["cached_tokens"].sum()) / prompt_all if prompt_all else 0.0,
         "preemptions": int(req["preemptions"].sum()),
         "kv_admission_stalls": int(sum(getattr(r, "kv_stalls", 0) for inst in dep.instances

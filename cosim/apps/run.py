@@ -31,6 +31,8 @@ SUMMARY_ROWS = (
     ("tpot_ms_p99", "TPOT p99 (ms)", "{:.2f}"),
     ("slo_attainment", "SLO attainment", "{:.1%}"),
     ("goodput_tok_s", "goodput (output tokens/s)", "{:,.0f}"),
+    ("usd_per_hour", "GPU cost ($/hour)", "{:,.2f}"),
+    ("usd_per_mtok", "$ per million output tokens", "{:,.3f}"),
     ("prefix_hit_rate", "prefix hit rate", "{:.1%}"),
     ("preemptions", "preemptions", "{}"),
     ("comm_exposed_fraction", "communication exposed", "{:.1%}"),

@@ -6,6 +6,7 @@ converts them to FLOP/s, bytes and bytes/s.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from omegaconf import MISSING
@@ -34,6 +35,11 @@ class HardwareConfig:
     # null for a hypothetical GPU that runs on the roofline alone.
     tables: str | None = None
     source: str = ""  # where the figures come from
+    # Rental price of one GPU per hour, US dollars (public on-demand list price; override it
+    # with your own contract, e.g. hardware.usd_per_gpu_hour=2.5). null: no price, and
+    # summary.json's usd_per_hour / usd_per_mtok are null. docs/cost.md.
+    usd_per_gpu_hour: float | None = None
+    price_source: str = ""  # where the price comes from (URL, date read)
 
     def validate(self, prefix: str = "hardware") -> None:
         require(bool(self.peak_tflops), f"{prefix}.peak_tflops", "needs at least one dtype")
@@ -51,5 +57,9 @@ class HardwareConfig:
         for name in ("gpus_per_node", "nvlink_domain_gpus", "nics_per_gpu"):
             v = getattr(self, name)
             require(v >= 1, f"{prefix}.{name}", f"must be >= 1, got {v}")
+        p = self.usd_per_gpu_hour
+        require(p is None or (isinstance(p, (int, float)) and not isinstance(p, bool)
+                              and math.isfinite(p) and p >= 0),
+                f"{prefix}.usd_per_gpu_hour", f"must be a number >= 0 or null, got {p!r}")
         require(self.tables is None or bool(self.tables.strip()), f"{prefix}.tables",
                 "empty: name an aiconfigurator system folder (h100_sxm, b200_sxm, ...) or null")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,14 +35,35 @@ class SimOutput:
     artifacts: dict = field(default_factory=dict)  # extra files: name -> JSON-able object
 
 
+# Step cost models shared by the runs of one process (a sweep's or a search's runs in one
+# worker), keyed by everything they may depend on: hardware, compute settings, model, layout
+# and the deployment config (its options can shape pricing); not the workload, the SLO or
+# the network, so a search's runs of one candidate at several loads share one. Their memos
+# are pure functions of an iteration's shape: a later run with the same key prices the
+# shapes an earlier one met without recomputing them, and its results are unchanged.
+_STEP_COSTS: OrderedDict[tuple, Any] = OrderedDict()
+_STEP_COSTS_MAX = 32
+
+
 def default_step_cost_factory(cfg: Any) -> StepCostFactory:
-    """B's StepCostModel over the configured hardware and compute settings."""
+    """B's StepCostModel over the configured hardware and compute settings (process-shared)."""
     from cosim.compute import ComputeModel, StepCostModel
 
-    compute = ComputeModel(cfg.hardware, cfg.compute)
+    base = (repr(cfg.hardware), repr(cfg.compute), repr(cfg.deployment))
+    compute: list = []
 
     def factory(spec: Any, layout: ParallelLayout):
-        return StepCostModel(spec, compute, layout)
+        key = (*base, repr(spec), repr(layout))
+        hit = _STEP_COSTS.get(key)
+        if hit is not None:
+            _STEP_COSTS.move_to_end(key)
+            return hit
+        if not compute:
+            compute.append(ComputeModel(cfg.hardware, cfg.compute))
+        model = _STEP_COSTS[key] = StepCostModel(spec, compute[0], layout)
+        while len(_STEP_COSTS) > _STEP_COSTS_MAX:
+            _STEP_COSTS.popitem(last=False)
+        return model
 
     return factory
 

@@ -145,7 +145,7 @@ def layered_pipeline(stages: tuple[StageSpec, ...], durations, traffic=None) -> 
     return LayeredPipeline(tuple(stages), np.ascontiguousarray(d), t)
 
 
-def _stage_block(num_layers: int, micro_batches: int, *per_stage) -> np.ndarray:
+def stage_block(num_layers: int, micro_batches: int, *per_stage) -> np.ndarray:
     """Stack per-stage times (scalars or arrays broadcastable to [L, m]) into [L, S, m]."""
     return np.stack([np.broadcast_to(np.asarray(x, dtype=np.float64), (num_layers, micro_batches))
                      for x in per_stage], axis=1)
@@ -158,7 +158,7 @@ def afd_pipeline(num_layers: int, micro_batches: int, t_attention, t_a2f, t_ffn,
     A dense layer (no experts) is a layer whose a2f, ffn and f2a times are 0 and whose
     attention time includes its dense MLP, which runs on the attention GPUs.
     """
-    d = _stage_block(num_layers, micro_batches, t_attention, t_a2f, t_ffn, t_f2a)
+    d = stage_block(num_layers, micro_batches, t_attention, t_a2f, t_ffn, t_f2a)
     tr = np.full(d.shape, NO_TRAFFIC, np.int32)
     tr[:, 1, :] = np.broadcast_to(traffic_a2f, (num_layers, micro_batches))
     tr[:, 3, :] = np.broadcast_to(traffic_f2a, (num_layers, micro_batches))
@@ -168,7 +168,7 @@ def afd_pipeline(num_layers: int, micro_batches: int, t_attention, t_a2f, t_ffn,
 def ep_pipeline(num_layers: int, micro_batches: int, t_attention, t_dispatch, t_experts, t_combine,
                 traffic_dispatch=NO_TRAFFIC, traffic_combine=NO_TRAFFIC) -> LayeredPipeline:
     """EP layer pipeline in one GPU group; micro_batches=2 is two-batch overlap (TBO)."""
-    d = _stage_block(num_layers, micro_batches, t_attention, t_dispatch, t_experts, t_combine)
+    d = stage_block(num_layers, micro_batches, t_attention, t_dispatch, t_experts, t_combine)
     tr = np.full(d.shape, NO_TRAFFIC, np.int32)
     tr[:, 1, :] = np.broadcast_to(traffic_dispatch, (num_layers, micro_batches))
     tr[:, 3, :] = np.broadcast_to(traffic_combine, (num_layers, micro_batches))
@@ -251,6 +251,56 @@ def schedule_pipeline(p: LayeredPipeline) -> Schedule:
             busy[spec.resource] += float(per_stage[s])
     mk = float(end.max()) if end.size else 0.0
     return Schedule(start=start.ravel(), end=end.ravel(), makespan=mk, busy_s=busy)
+
+
+def chain_makespan(num_layers: int, stage_times: list[list[float]]) -> float:
+    """Makespan of `num_layers` identical layers, each stage on its own in-order resource.
+
+    stage_times[s][k]: stage s of micro-batch k (the same in every layer). The value is
+    schedule_pipeline(layered_pipeline(stages, ...)).makespan bit for bit (same recurrence,
+    same float operations, same shift detection), without building the [L, S, m] arrays:
+    the AFD iteration's hot path. Every task lies on its micro-batch's chain, so the
+    makespan is the latest micro-batch's last end.
+    """
+    L = int(num_layers)
+    if L <= 0:
+        return 0.0
+    m = len(stage_times[0])
+    # A stage with no work anywhere holds no resource and moves no micro-batch (t + 0.0 is
+    # t): leaving it out changes no float.
+    stage_times = [d for d in stage_times if any(x > 0 for x in d)] or [stage_times[0]]
+    S = len(stage_times)
+    free = [0.0] * S
+    ready = [0.0] * m
+    prev_state: list[float] | None = None
+    layer = 0
+    while layer < L:
+        used = []
+        for s in range(S):
+            dur = stage_times[s]
+            hold = False
+            for k in range(m):
+                t = ready[k]
+                du = dur[k]
+                if du > 0:
+                    hold = True
+                    f = free[s]
+                    if f > t:
+                        t = f
+                    free[s] = t + du
+                ready[k] = t + du
+            if hold:
+                used.append(s)
+        state = ready + [free[s] for s in used]
+        layer += 1
+        if prev_state is not None and layer < L:
+            c = state[0] - prev_state[0]
+            tol = 1e-12 * max(1.0, abs(state[-1]))
+            if all(abs(x - y - c) <= tol for x, y in zip(state, prev_state, strict=True)):
+                n_more = L - layer
+                return max(x + float(n_more) * c for x in ready)
+        prev_state = state
+    return max(ready)
 
 
 def pipeline_time(num_layers: int, micro_batches: int, stage_times) -> float:

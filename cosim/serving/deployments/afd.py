@@ -23,7 +23,9 @@ moves it to separate prefill instances.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,7 +46,7 @@ from cosim.serving.instance import Instance, InstanceInfo
 from cosim.serving.iteration_cost import IterationCost
 from cosim.serving.memory_plan import MemoryPlan, plan_memory
 from cosim.serving.router import make_router
-from cosim.timeline import afd_iteration_time, afd_pipeline, schedule_pipeline
+from cosim.timeline import afd_iteration_time, afd_pipeline, chain_makespan, schedule_pipeline
 from cosim.timeline.network_coupling import time_transfers
 
 
@@ -83,6 +85,19 @@ def split_even(total: int, parts: int) -> list[int]:
     return [base + (1 if k < extra else 0) for k in range(parts)]
 
 
+# A2F / F2A flow batches shared by the runs of one process (a search's runs in one worker):
+# a pure function of the GPUs, the token count, the bytes per token and the routing (seeded).
+_M2N_FLOWS: OrderedDict[tuple, tuple[FlowBatch, FlowBatch]] = OrderedDict()
+_M2N_FLOWS_MAX = 2_000_000  # flows held at most (28 bytes each: about 56 MB)
+_M2N_COUNT = [0]
+
+
+@functools.lru_cache(maxsize=65536)
+def _split(total: int, parts: int) -> tuple[int, ...]:
+    """split_even, memoised (the AFD iteration splits every rank's batch)."""
+    return tuple(split_even(total, parts))
+
+
 class AFDTraffic:
     """A2F / F2A flows of one micro-batch of an AFD unit, and their isolated times (memoised)."""
 
@@ -113,9 +128,23 @@ class AFDTraffic:
             if moe is not None and self.ffn.size and moe.num_experts % self.ffn.size == 0:
                 kw = {"mode": "topk", "topk": int(moe.topk), "num_experts": int(moe.num_experts),
                       "imbalance": self.imbalance, "seed": 0}
-            a2f = m2n_flows(self.att, self.ffn, tokens_per_gpu, self.a2f_bytes, direction="a2f", **kw)
-            f2a = m2n_flows(self.att, self.ffn, tokens_per_gpu, self.f2a_bytes, direction="f2a", **kw)
-            hit = self._flows[tokens_per_gpu] = (a2f, f2a)
+            key = (self.att.tobytes(), self.ffn.tobytes(), int(tokens_per_gpu), self.a2f_bytes,
+                   self.f2a_bytes, *sorted(kw.items()))
+            hit = _M2N_FLOWS.get(key)
+            if hit is None:
+                a2f = m2n_flows(self.att, self.ffn, tokens_per_gpu, self.a2f_bytes, direction="a2f", **kw)
+                f2a = m2n_flows(self.att, self.ffn, tokens_per_gpu, self.f2a_bytes, direction="f2a", **kw)
+                for fb in (a2f, f2a):  # shared between runs: nobody may write into them
+                    for arr in (fb.src, fb.dst, fb.size, fb.start, fb.tag):
+                        arr.flags.writeable = False
+                hit = _M2N_FLOWS[key] = (a2f, f2a)
+                _M2N_COUNT[0] += len(a2f) + len(f2a)
+                while _M2N_COUNT[0] > _M2N_FLOWS_MAX and len(_M2N_FLOWS) > 1:
+                    _, (x, y) = _M2N_FLOWS.popitem(last=False)
+                    _M2N_COUNT[0] -= len(x) + len(y)
+            else:
+                _M2N_FLOWS.move_to_end(key)
+            self._flows[tokens_per_gpu] = hit
         return hit
 
     def bucket(self, tokens_per_gpu: int) -> int:
@@ -188,26 +217,48 @@ class AFDTimer:
         self.traffic = traffic
         self.comm = comm
         self._memo: dict[tuple, tuple] = {}
+        self._uneven: dict[tuple, tuple] = {}  # phase mode: stage times -> iteration
 
     def iteration(self, ta: np.ndarray, tf: np.ndarray, tok: np.ndarray,
                   detail: bool = False) -> AFDIteration:
         m = len(ta)
         L = self.L
-        times = [self.traffic.times(int(t)) for t in tok.tolist()]
-        t_a2f = np.array([x[0] for x in times])
-        t_f2a = np.array([x[1] for x in times])
-        iteration_mode = (self.traffic.timer.mode == "iteration" and self.traffic.timer.backend is not None
-                          and not self.traffic.timer.free)
-        uniform = (np.all(ta == ta[0]) and np.all(tf == tf[0]) and np.all(t_a2f == t_a2f[0])
-                   and np.all(t_f2a == t_f2a[0]))
+        traffic_times = self.traffic.times
+        times = [traffic_times(t) for t in tok.tolist()]
+        a2f_l = [x[0] for x in times]
+        f2a_l = [x[1] for x in times]
+        t_a2f = np.array(a2f_l)
+        t_f2a = np.array(f2a_l)
+        timer = self.traffic.timer
+        iteration_mode = timer.mode == "iteration" and timer.backend is not None and not timer.free
+        ta_l, tf_l = ta.tolist(), tf.tolist()
+        a0, f0 = ta_l[0], tf_l[0]
+        uniform = (ta_l.count(a0) == m and tf_l.count(f0) == m and a2f_l.count(a2f_l[0]) == m
+                   and f2a_l.count(f2a_l[0]) == m)
         if uniform and not detail and not iteration_mode:
-            total = afd_iteration_time(L, m, ta[0], tf[0], t_a2f[0], t_f2a[0])
-            free = afd_iteration_time(L, m, ta[0], tf[0])
-            return AFDIteration(total, free, L * m * ta[0], L * m * tf[0], m, ta, tf, tok)
+            total = afd_iteration_time(L, m, a0, f0, a2f_l[0], f2a_l[0])
+            free = afd_iteration_time(L, m, a0, f0)
+            return AFDIteration(total, free, L * m * a0, L * m * f0, m, ta, tf, tok)
+        zeros = [0.0] * m
+        if not detail and not iteration_mode:
+            # uneven micro-batches, phase mode: the layer pipeline's makespan without its
+            # [L, S, m] schedule (chain_makespan is schedule_pipeline's recurrence, exactly)
+            key = (*ta_l, *tf_l, *tok.tolist())
+            hit = self._uneven.get(key)
+            if hit is None:
+                total = chain_makespan(L, [ta_l, a2f_l, tf_l, f2a_l])
+                free = chain_makespan(L, [ta_l, zeros, tf_l, zeros])
+                # busy time summed as schedule_pipeline sums it (over a C-ordered [L, S, m]
+                # array: numpy's summation order depends on the shape), bit for bit
+                d = np.zeros((L, 4, m))
+                d[:, 0, :] = ta
+                d[:, 2, :] = tf
+                per_stage = d.sum(axis=(0, 2))
+                hit = self._uneven[key] = (total, free, float(per_stage[0]), float(per_stage[2]))
+            return AFDIteration(hit[0], hit[1], hit[2], hit[3], m, ta, tf, tok)
         keys_tok = sorted(set(tok.tolist()))
         key_of = np.array([keys_tok.index(t) for t in tok.tolist()])
-        pipe_free = afd_pipeline(L, m, ta[None, :], 0.0, tf[None, :], 0.0)
-        free = schedule_pipeline(pipe_free).makespan
+        free = chain_makespan(L, [ta_l, zeros, tf_l, zeros])
         coupled = None
         if iteration_mode:
             mkey = (tuple(tok.tolist()), tuple(np.round(ta / ta.max(), 2)) if ta.max() > 0 else (),
@@ -270,20 +321,32 @@ class AFDInstance(Instance):
             self.busy = False
             return None
         m = max(1, min(self.m, tmax))
-        ta = np.zeros(m)
-        tok_k = np.zeros(m, dtype=np.int64)
+        ta_l = [0.0] * m  # Python lists while filling: numpy item access is slow
+        tok_l = [0] * m
+        attention = cost.attention
         for n, kv_sum, p_tok, p_kv, p_req in plans:
-            nk = split_even(n, m)
-            ptk = split_even(p_tok, m)
+            nk = _split(n, m)
+            if not p_tok:  # decode only (the hot path): the same lookups, fewer steps
+                for k in range(m):
+                    nkk = nk[k]
+                    if nkk:
+                        a = attention(nkk, round(kv_sum * nkk / n), 0, 0, 0)
+                        if a > ta_l[k]:
+                            ta_l[k] = a
+                        tok_l[k] += nkk
+                continue
+            ptk = _split(p_tok, m)
             for k in range(m):
                 if nk[k] + ptk[k] == 0:
                     continue
                 kvk = round(kv_sum * nk[k] / n) if n else 0
                 prk = max(1, -(-p_req * ptk[k] // p_tok)) if ptk[k] else 0
                 a = cost.attention(nk[k], kvk, ptk[k], p_kv if ptk[k] else 0, prk)
-                if a > ta[k]:
-                    ta[k] = a
-                tok_k[k] += nk[k] + ptk[k]
+                if a > ta_l[k]:
+                    ta_l[k] = a
+                tok_l[k] += nk[k] + ptk[k]
+        ta = np.array(ta_l)
+        tok_k = np.array(tok_l, dtype=np.int64)
         L = self.afd.L
         dp = self.dp
         tp = self.info.layout.tp
