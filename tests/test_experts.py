@@ -75,3 +75,11 @@ def test_touched_closed_form_and_bounds():
     pl = place_experts(E, 8)
     per = expected_touched_per_gpu(8, k, np.full(E, 1 / E), pl)
     assert sum(per) == pytest.approx(expected_touched(8, k, np.full(E, 1 / E)))
+
+
+@pytest.mark.parametrize("E,N", [(256, 8), (256, 32), (256, 256), (64, 16), (8, 1)])
+def test_traffic_placement_golden_when_ep_divides(E, N):
+    # today's (pre-issue-9) placement: experts split evenly and contiguously
+    from cosim.traffic.ep_alltoall import expert_placement
+    gpus = np.arange(100, 100 + N)
+    assert np.array_equal(expert_placement(E, gpus), np.repeat(gpus, E // N))
