@@ -91,15 +91,13 @@ def test_cosim_app_bad_value_writes_nothing(tmp_path):
     assert not [n for n in left if n.endswith(".tmp")]
 
 
-@pytest.mark.parametrize("overrides,field", [
-    (["deployment.layout.ep=72", "deployment.layout.dp=72"], "deployment.layout.ep"),
-    (["deployment=pd", "deployment.roles.decode.layout.ep=12",
-      "deployment.roles.decode.layout.dp=12"], "deployment.roles.decode.layout.ep"),
+@pytest.mark.parametrize("overrides", [
+    ["deployment.layout.ep=24", "deployment.layout.dp=24", "topology.num_nodes=3"],
+    ["deployment=pd", "deployment.roles.decode.layout.ep=12",
+     "deployment.roles.decode.layout.dp=12", "topology.num_nodes=3"],
 ])
-def test_ep_not_dividing_the_experts_is_an_error_naming_the_field(overrides, field):
-    # deepseek_v32 has 256 routed experts: EP72 cannot place them whole on its ranks
-    with pytest.raises(ConfigError) as e:
-        cosim.simulate(["workload=chat", "workload.num_requests=5", "output.progress=false",
-                        *overrides], step_cost_factory=toy)
-    assert e.value.field == field
-    assert "256" in str(e.value)
+def test_ep_not_dividing_the_experts_runs(overrides):
+    # deepseek_v32 has 256 routed experts: EP24 / EP12 place them unevenly (cosim.experts)
+    out = cosim.simulate(["workload=chat", "workload.num_requests=5", "output.progress=false",
+                          *overrides], step_cost_factory=toy)
+    assert out is not None

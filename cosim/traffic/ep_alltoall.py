@@ -25,6 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 from cosim.dtypes import DType, dtype_bytes
+from cosim.experts.placement import place_experts
 from cosim.network.flows import FlowBatch
 from cosim.traffic.expert_routing import route_tokens
 from cosim.traffic.tags import FlowTag
@@ -42,12 +43,15 @@ def token_bytes(hidden: int, dtype: DType | str) -> int:
 
 
 def expert_placement(num_experts: int, ep_gpus: np.ndarray) -> np.ndarray:
-    """Global GPU of each expert: experts split evenly and contiguously over ep_gpus."""
+    """Global GPU of each expert: experts split contiguously over ep_gpus, the first
+    num_experts mod ep GPUs holding one more (cosim.experts.place_experts; identical to an
+    even split when ep divides num_experts)."""
     ep_gpus = np.asarray(ep_gpus, dtype=np.int64)
-    if num_experts % ep_gpus.size:
-        raise ValueError(f"num_experts={num_experts} is not a multiple of the EP size "
-                         f"{ep_gpus.size}")
-    return np.repeat(ep_gpus, num_experts // ep_gpus.size)
+    pl = place_experts(num_experts, int(ep_gpus.size))
+    owner = np.empty(num_experts, dtype=np.int64)
+    for g, ex in enumerate(pl.gpu_experts):
+        owner[list(ex)] = ep_gpus[g]
+    return owner
 
 
 def _aggregate(src: np.ndarray, dst: np.ndarray, kind: int):
