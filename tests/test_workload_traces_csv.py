@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from test_serving_system import toy
 
+import cosim
 from cosim.config.errors import ConfigError
 from cosim.paths import data_dir
 from cosim.workload.traces import detect_format, read_csv_trace
@@ -70,3 +72,19 @@ def test_non_utf8_byte_names_the_line(tmp_path):
     p.write_bytes(AZ_HEAD.encode() + b"0,5,6\n1,\xff5,6\n")
     with pytest.raises(ConfigError, match=r"t.csv:3: not UTF-8"):
         read_csv_trace(p, "azure")
+
+
+@pytest.mark.parametrize("workload,n", [("azure_sample", 200), ("burstgpt_sample", 196)])
+def test_csv_samples_replay(workload, n):
+    res = cosim.simulate([f"workload={workload}", "output.progress=false",
+                          "deployment.comm.model=none"], step_cost_factory=toy)
+    assert res.summary["requests_completed"] == n
+
+
+def test_auto_format_replays_a_csv(tmp_path):
+    p = tmp_path / "t.csv"
+    p.write_text(AZ_HEAD + "0,600,5\n1.5,700,6\n")
+    res = cosim.simulate(["workload=mooncake_sample", f"workload.trace.path={p}",
+                          "workload.trace.format=auto", "output.progress=false",
+                          "deployment.comm.model=none"], step_cost_factory=toy)
+    assert res.summary["requests_completed"] == 2
