@@ -45,7 +45,7 @@ def test_azure_2023_seven_digit_fraction(tmp_path):
 def test_undetectable_format_names_the_formats(tmp_path):
     p = tmp_path / "x.csv"
     p.write_text("a,b,c\n1,2,3\n")
-    with pytest.raises(ConfigError, match="mooncake, azure, burstgpt"):
+    with pytest.raises(ConfigError, match="mooncake, bailian, azure, burstgpt"):
         detect_format(p)
 
 

@@ -20,7 +20,7 @@ from cosim.config.errors import ConfigError
 from cosim.config.workload import WorkloadConfig
 from cosim.files import write_atomic
 from cosim.workload.requests import RequestTable
-from cosim.workload.traces import detect_format, read_csv_trace
+from cosim.workload.traces import detect_format, read_bailian, read_csv_trace
 
 REQUIRED = ("timestamp", "input_length", "output_length")
 
@@ -122,6 +122,9 @@ def read_trace_for_workload(cfg: WorkloadConfig, model_max_context: int,
     if fmt in ("azure", "burstgpt"):
         table = read_csv_trace(path, fmt, cfg.num_requests, context_limit(cfg, model_max_context),
                                cfg.trace.time_scale)
+    elif fmt == "bailian":
+        table = read_bailian(path, cfg.trace.block_tokens, cfg.num_requests,
+                             context_limit(cfg, model_max_context), cfg.trace.time_scale)
     else:
         table = read_trace(path, cfg.trace.block_tokens, cfg.num_requests,
                            context_limit(cfg, model_max_context), cfg.trace.time_scale)

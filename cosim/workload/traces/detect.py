@@ -7,7 +7,7 @@ from pathlib import Path
 
 from cosim.config.errors import ConfigError
 
-FORMATS = ("mooncake", "azure", "burstgpt")
+FORMATS = ("mooncake", "bailian", "azure", "burstgpt")
 
 
 def detect_format(path: str | Path) -> str:
@@ -31,6 +31,8 @@ def detect_format(path: str | Path) -> str:
             rec = json.loads(line)
         except json.JSONDecodeError:
             rec = None
+        if isinstance(rec, dict) and "chat_id" in rec:
+            return "bailian"
         if isinstance(rec, dict) and "input_length" in rec:
             return "mooncake"
     cols = {c.strip().lower() for c in line.lstrip("\ufeff").split(",")}
