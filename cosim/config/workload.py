@@ -79,13 +79,16 @@ class ArrivalConfig:
 
 @dataclass
 class TraceConfig:
-    """A recorded request trace (JSON lines, Mooncake format; see cosim.workload.trace)."""
+    """A recorded request trace (Mooncake JSONL, Azure or BurstGPT CSV; cosim.workload.traces)."""
 
     path: str = ""  # absolute, or relative to the traces/ folder
+    format: str = "auto"  # auto | mooncake | bailian | azure | burstgpt (auto: from line 1)
     block_tokens: int = 512  # tokens covered by one hash_id (Mooncake: 512)
     time_scale: float = 1.0  # timestamps are multiplied by this (0.5 = replay twice as fast)
 
     def validate(self, prefix: str) -> None:
+        require(self.format in ("auto", "mooncake", "bailian", "azure", "burstgpt"), f"{prefix}.format",
+                f"must be one of auto, mooncake, bailian, azure, burstgpt, got {self.format!r}")
         require(self.block_tokens >= 1, f"{prefix}.block_tokens",
                 f"must be >= 1, got {self.block_tokens}")
         require(_finite(self.time_scale) and self.time_scale > 0, f"{prefix}.time_scale",
