@@ -119,6 +119,11 @@ class PDDeployment(DisaggDeployment):
         self.start_transfers(first_decode_gpu + self.decode_gpus)
         self.kv = KVTransfers(ctx.spec, self.timer, self.opts.kv_transfer == "layerwise")
         self.window = timeline_window(ctx.cfg)
+        # set before any early return: an infeasible layout still reports its (empty) columns
+        n = ctx.state.n
+        self.kv_start = np.full(n, np.nan)
+        self.kv_end = np.full(n, np.nan)
+        self.kv_records: list[tuple[int, int, float, float]] = []  # (rid, decode iid, start, end)
         plan_p = self.plan("prefill", lp, rp.scheduler)
         if not plan_p.feasible:
             self.infeasible("prefill instances: " + plan_p.reason)
@@ -136,10 +141,6 @@ class PDDeployment(DisaggDeployment):
                                   prompt_tokens=ctx.state.prompt)
         # the decode side sees no prompts to match: least loaded, counting KV still in flight
         self.inflight = {inst.iid: 0 for inst in self.decode}
-        n = ctx.state.n
-        self.kv_start = np.full(n, np.nan)
-        self.kv_end = np.full(n, np.nan)
-        self.kv_records: list[tuple[int, int, float, float]] = []  # (rid, decode iid, start, end)
 
     # --- construction (pd_afd overrides the decode side) -------------------------------------
     def _decode_gpus(self) -> int:
