@@ -52,6 +52,13 @@ def estimate_main() -> None:
     _run_hydra(estimate_task, "estimate")
 
 
+def search_main() -> None:
+    """`cosim-search ...`: the best layout of each deployment kind for a GPU budget."""
+    from cosim.apps.search import search_task
+
+    _run_hydra(search_task, "search")
+
+
 def microbench_main() -> None:
     """`cosim-microbench ...`: time one communication pattern on a backend, JSON out."""
     from cosim.network.microbench import microbench_task

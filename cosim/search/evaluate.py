@@ -1,0 +1,94 @@
+"""One evaluation of a search candidate: an ordinary cosim run at a closed-loop load.
+
+The run's config is composed from the search's own overrides (model, hardware, workload, ...),
+the candidate's kind and layout, and the load; its record is stored in
+`<out>/evals/<sha256 of the resolved config>.json`, so a search re-run with the same output
+folder reuses every finished evaluation and runs only the missing ones.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from omegaconf import OmegaConf
+
+from cosim.api import compose_config, simulate
+from cosim.config.errors import ConfigError
+from cosim.files import write_atomic
+from cosim.search.space import Candidate
+
+SUMMARY_KEYS = ("num_gpus", "output_tok_s_per_gpu", "tok_s_per_user_mean", "ttft_ms_p50",
+                "ttft_ms_p90", "tpot_ms_p50", "tpot_ms_p90", "usd_per_mtok", "iteration_ms_mean",
+                "decode_batch_mean", "events", "sim_wall_s", "simulated_s", "preemptions",
+                "network", "slo")
+
+
+def run_overrides(base: Sequence[str], cand: Candidate, users: int, requests: int,
+                  extra: Sequence[str] = ()) -> list[str]:
+    """The cosim overrides of `cand` at `users` closed-loop users (no think time)."""
+    kept = [o for o in base if not o.lstrip("+~").startswith(("deployment", "search"))]
+    return [*kept, f"deployment={cand.kind}",
+            *(f"{k}={v}" for k, v in cand.settings.items()),
+            "workload.arrival.process=closed_loop", f"workload.arrival.users={users}",
+            "workload.arrival.think_time_s=0", f"workload.num_requests={max(requests, 3 * users)}",
+            "output.progress=false", *extra]
+
+
+def measured_attainment(requests: Any, warmup_fraction: float) -> dict[str, float]:
+    """SLO attainment over the requests after the warm-up (the first by arrival)."""
+    df = requests.sort_values("arrival_s")
+    df = df.iloc[int(len(df) * warmup_fraction):]
+    if len(df) == 0:
+        return {"attainment": 0.0, "meets_ttft": 0.0, "meets_tpot": 0.0, "measured": 0}
+    return {"attainment": float(np.mean(df["meets_slo"])),
+            "meets_ttft": float(np.mean(df["meets_ttft"])),
+            "meets_tpot": float(np.mean(df["meets_tpot"])), "measured": int(len(df))}
+
+
+def _memory(summary: dict) -> dict[str, Any]:
+    mem = (summary.get("deployment") or {}).get("memory") or {}
+    return {role: {k: m.get(k) for k in ("kv_tokens", "weight_gb", "kv_gb", "usable_gb",
+                                         "feasible", "reason")}
+            for role, m in mem.items() if isinstance(m, dict)}
+
+
+def evaluate(base: Sequence[str], cand: Candidate, users: int, requests: int, store: Path,
+             warmup_fraction: float, extra: Sequence[str] = ()) -> dict[str, Any]:
+    """Run (or reload) `cand` at `users`; returns a flat record (never raises ConfigError)."""
+    overrides = run_overrides(base, cand, users, requests, extra)
+    rec: dict[str, Any] = {"cid": cand.cid, "kind": cand.kind, "users": users,
+                           "extra": " ".join(extra)}
+    try:
+        cfg = compose_config(overrides)
+    except ConfigError as e:
+        return {**rec, "feasible": False, "reason": f"config: {e}", "cached": False}
+    key = hashlib.sha256(OmegaConf.to_yaml(cfg, resolve=True).encode()).hexdigest()
+    path = store / f"{key}.json"
+    if path.exists():
+        try:
+            return {**json.loads(path.read_text()), "cached": True}
+        except json.JSONDecodeError:
+            pass  # a damaged record is recomputed
+    try:
+        res = simulate(cfg)
+    except ConfigError as e:
+        out = {**rec, "feasible": False, "reason": f"config: {e}"}
+    else:
+        s = res.summary
+        out = {**rec, "feasible": bool(s.get("feasible")),
+               "reason": s.get("infeasible_reason") or "",
+               **{k: s.get(k) for k in SUMMARY_KEYS}, "memory": _memory(s),
+               "mean_request_tokens": float((res.requests["prompt_tokens"]
+                                             + res.requests["output_tokens"]).mean())
+               if len(res.requests) else 0.0}
+        if out["feasible"]:
+            out.update(measured_attainment(res.requests, warmup_fraction))
+    store.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(out, default=float)
+    write_atomic(path, lambda tmp: tmp.write_text(text))
+    return {**out, "cached": False}
