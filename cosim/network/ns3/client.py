@@ -219,7 +219,7 @@ class Ns3Backend:
         if self.cfg.transport not in wire.TRANSPORTS:
             raise ValueError(f"network.ns3.transport={self.cfg.transport!r} is not one of "
                              f"{list(wire.TRANSPORTS)}")
-        self._topology = _topology_arrays(graph)
+        self._topology = topology_arrays(graph)
         self.digest = wire.topology_digest(graph.num_nodes, graph.num_gpus, *self._topology)
         self._ctx = zmq.Context()
         addresses = list(self.cfg.endpoints) or [None]
@@ -439,7 +439,7 @@ class Ns3Backend:
                 return None
 
 
-def _topology_arrays(graph) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def topology_arrays(graph) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Link arrays as the server takes them: integer bit/s and integer picoseconds.
 
     Rates are the graph's achievable rates (line rate x link efficiency), the same
