@@ -119,8 +119,10 @@ def run_task(cfg: DictConfig) -> dict:
     """Task function of the `cosim` Hydra app: simulate `cfg`, write results, return the summary."""
     from hydra.core.hydra_config import HydraConfig
 
+    from cosim.config import check_unknown_keys
     from cosim.serving.simulation import run_simulation
 
+    check_unknown_keys(cfg)
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     prog = _Progress(int(cfg.workload.num_requests)) if cfg.output.progress else None
     try:

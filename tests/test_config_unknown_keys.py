@@ -1,0 +1,34 @@
+"""`+key=value` overrides are checked against the group's schema (Hydra appends past struct)."""
+
+from __future__ import annotations
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from cosim.config import ConfigError, check_unknown_keys, register_configs
+from cosim.paths import hydra_config_dir
+
+GROUPS = [["deployment=chunked"], ["deployment=pd"], ["deployment=afd"],
+          ["deployment=pd_afd"], ["network=ns3"], ["workload=mooncake_sample"],
+          ["workload=agentic"], ["+deployment.options.anything=1"]]
+
+
+def _compose(overrides):
+    register_configs()
+    with initialize_config_dir(config_dir=hydra_config_dir(), version_base="1.3"):
+        return compose("config", overrides=overrides)
+
+
+@pytest.mark.parametrize("overrides", GROUPS)
+def test_shipped_configs_have_no_unknown_keys(overrides):
+    check_unknown_keys(_compose(overrides))
+
+
+@pytest.mark.parametrize("override, field", [("+workload.foo=1", "workload.foo"),
+                                             ("+deployment.layout.xp=2",
+                                              "deployment.layout.xp"),
+                                             ("+bogus=1", "bogus")])
+def test_unknown_plus_key_is_a_config_error_naming_it(override, field):
+    with pytest.raises(ConfigError) as e:
+        check_unknown_keys(_compose([override]))
+    assert str(e.value).startswith(f"{field}: unknown key")
