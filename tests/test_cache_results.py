@@ -158,3 +158,30 @@ def test_make_backend_wraps_cache_from_config(graph, tmp_path):
     be.close()
     cfg.cache.enabled = False
     assert isinstance(make_backend(cfg, graph), AnalyticalBackend)
+
+
+class _NaNBackend:
+    name = "nan"
+
+    def simulate(self, flows):
+        from cosim.network.flows import FlowResult
+
+        return FlowResult(finish=np.full(len(flows), np.nan), stats={})
+
+
+@pytest.mark.parametrize("finish", [np.nan, -1.0])
+def test_nan_or_early_finish_times_are_rejected_and_never_cached(tmp_path, finish):
+    from cosim.network.cache import CachedBackend, ResultCache
+    from cosim.network.flows import FlowBatch, FlowResult, InvalidResult
+
+    class Bad(_NaNBackend):
+        def simulate(self, flows):
+            return FlowResult(finish=np.full(len(flows), finish), stats={})
+
+    cache = ResultCache(tmp_path / "c.sqlite")
+    backend = CachedBackend(Bad(), cache, "g", "v")
+    with pytest.raises(InvalidResult, match="not cached"):
+        backend.simulate(FlowBatch.from_arrays([0], [1], [100]))
+    with pytest.raises(InvalidResult):  # a second ask is not answered from the cache
+        backend.simulate(FlowBatch.from_arrays([0], [1], [100]))
+    assert cache.stats()["hits"] == 0

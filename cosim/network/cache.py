@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cosim.network.flows import FlowBatch, FlowResult
+from cosim.network.flows import FlowBatch, FlowResult, check_finish
 
 SCHEMA_VERSION = 1
 
@@ -169,6 +169,7 @@ class CachedBackend:
             return FlowResult(finish=finish, stats=stats)
         result = self.inner.simulate(sized)
         finish = np.asarray(result.finish, dtype=np.float64)
+        check_finish(sized, finish, getattr(self.inner, "name", "network"))  # never cache NaN
         self.cache.put(key, finish[order], json.dumps(_jsonable(result.stats)))
         stats = dict(result.stats, cache_hit=False, **grid_info)
         return FlowResult(finish=finish, stats=stats)

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import zmq
 
-from cosim.network.flows import FlowBatch, FlowResult
+from cosim.network.flows import FlowBatch, FlowResult, InvalidResult, check_finish
 from cosim.network.ns3 import wire
 
 _POLL_S = 0.1  # how often a waiting client checks that its local server is alive
@@ -369,6 +369,10 @@ class Ns3Backend:
             raise Ns3Error(f"server returned {got.shape[0]} finish times for "
                            f"{net.shape[0]} flows")
         finish[net] = got
+        try:
+            check_finish(flows, finish, f"ns3 ({ep.address})")
+        except InvalidResult as e:
+            raise Ns3Error(str(e)) from None
         r = msg.header["result"]
         stats = {"backend": "ns3", "transport": self.cfg.transport,
                  "frame_bytes": self.cfg.frame_bytes, "events": r.get("events", 0),
