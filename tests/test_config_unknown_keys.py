@@ -32,3 +32,22 @@ def test_unknown_plus_key_is_a_config_error_naming_it(override, field):
     with pytest.raises(ConfigError) as e:
         check_unknown_keys(_compose([override]))
     assert str(e.value).startswith(f"{field}: unknown key")
+
+
+@pytest.mark.parametrize("override, needle", [
+    ("+workload.foo=1", "workload.foo: unknown key"),
+    ("deployment.replicas=4", "need 32 GPUs, the topology has 16"),
+])
+def test_cli_bad_config_is_one_line_and_exit_2(tmp_path, override, needle):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).parents[1]))
+    p = subprocess.run([sys.executable, "-c", "from cosim.cli import main; main()", override,
+                        "workload.num_requests=4", "output.progress=false",
+                        f"hydra.run.dir={tmp_path}"],
+                       capture_output=True, text=True, env=env, timeout=300)
+    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+    assert p.returncode == 2 and len(lines) == 1 and needle in lines[0], p.stderr[-2000:]
