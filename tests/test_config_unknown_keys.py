@@ -51,3 +51,21 @@ def test_cli_bad_config_is_one_line_and_exit_2(tmp_path, override, needle):
                        capture_output=True, text=True, env=env, timeout=300)
     lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
     assert p.returncode == 2 and len(lines) == 1 and needle in lines[0], p.stderr[-2000:]
+
+
+def test_cli_infeasible_run_writes_its_summary_and_exits_4(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).parents[1]))
+    p = subprocess.run([sys.executable, "-c", "from cosim.cli import main; main()",
+                        "deployment.layout.dp=1", "deployment.layout.ep=1",
+                        "workload.num_requests=4", "output.progress=false",
+                        f"hydra.run.dir={tmp_path}"],
+                       capture_output=True, text=True, env=env, timeout=300)
+    assert p.returncode == 4, p.stderr[-2000:]
+    assert json.loads((tmp_path / "summary.json").read_text())["feasible"] is False
+    assert p.stderr.strip().splitlines()[-1].startswith("cosim: infeasible: ")
