@@ -25,7 +25,7 @@ import numpy as np
 from cosim.network.analytical import AnalyticalBackend
 from cosim.network.flows import FlowBatch
 from cosim.network.ns3 import wire
-from cosim.network.ns3.client import Ns3Backend, _topology_arrays
+from cosim.network.ns3.client import Ns3Backend, topology_arrays
 from cosim.network.topology import build_fabric, get_topology
 
 
@@ -38,7 +38,7 @@ def all_to_all(n: int, size: int) -> FlowBatch:
 def driver_vs_bare(graph, flows: FlowBatch, frame: int, repeats: int) -> dict:
     from cosim.network.ns3.server.fabric import Ns3Fabric
 
-    src, dst, bps, lat = _topology_arrays(graph)
+    src, dst, bps, lat = topology_arrays(graph)
     topo = wire.TopologySpec(graph.num_nodes, graph.num_gpus, src, dst, bps, lat, "bench")
     indptr, links = graph.routes(flows.src, flows.dst)
     spec = wire.SimulateSpec("lossless", frame, flows.src, flows.dst, flows.size, flows.start,

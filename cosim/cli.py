@@ -19,12 +19,17 @@ def _run_hydra(task: Callable[[DictConfig], object], config_name: str) -> None:
     def guarded(cfg: DictConfig) -> object:
         # A bad value is the user's to fix: one line naming the field, no traceback.
         from cosim.config import ConfigError
+        from cosim.network.flows import InvalidResult
+        from cosim.network.ns3.client import Ns3Error
 
         try:
             return task(cfg)
         except ConfigError as exc:
             print(f"cosim: configuration error: {exc}", file=sys.stderr)
             raise SystemExit(2) from None
+        except (Ns3Error, InvalidResult) as exc:  # the fabric backend is unavailable: say so in one line
+            print(f"cosim: network backend error: {exc}", file=sys.stderr)
+            raise SystemExit(3) from None
 
     guarded.__name__ = getattr(task, "__name__", "task")
     guarded.__module__ = getattr(task, "__module__", __name__)

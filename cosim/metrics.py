@@ -104,14 +104,15 @@ def _clean(v: Any) -> Any:
 # network lookup counts that depend on what the on-disk result cache held before the run
 # (cosim.serving.network_lookups); network_lookups and network_cache_hits_memo do not
 CACHE_HISTORY_KEYS = ("network_cache_hits", "network_cache_hits_lru", "network_cache_hits_sqlite",
-                      "network_cache_misses", "network_cache_hit_rate")
+                      "network_cache_misses", "network_cache_hit_rate", "network_cache_corrupt")
 
 
 def _network_fields(network: dict | None) -> dict:
     """network_lookups and network_cache_* (zero lookups, rate None, when nothing was looked up)."""
     out = {"network_lookups": 0, "network_cache_hits": 0, "network_cache_hits_memo": 0,
            "network_cache_hits_lru": 0, "network_cache_hits_sqlite": 0,
-           "network_cache_misses": 0, "network_cache_hit_rate": None}
+           "network_cache_misses": 0, "network_cache_hit_rate": None,
+           "network_cache_corrupt": 0}
     out.update(network or {})
     return out
 

@@ -144,7 +144,7 @@ def test_concurrent_processes_share_sqlite(tmp_path):
     assert all(p.exitcode == 0 for p in procs)
     assert [q.get(timeout=5) for _ in procs] == [6, 6]
     rc = ResultCache(path)
-    assert rc._db().execute("SELECT COUNT(*) FROM results").fetchone()[0] == 6
+    assert rc._db().execute("SELECT COUNT(*) FROM results_v2").fetchone()[0] == 6
     assert rc._db().execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
@@ -158,3 +158,48 @@ def test_make_backend_wraps_cache_from_config(graph, tmp_path):
     be.close()
     cfg.cache.enabled = False
     assert isinstance(make_backend(cfg, graph), AnalyticalBackend)
+
+
+class _NaNBackend:
+    name = "nan"
+
+    def simulate(self, flows):
+        from cosim.network.flows import FlowResult
+
+        return FlowResult(finish=np.full(len(flows), np.nan), stats={})
+
+
+@pytest.mark.parametrize("finish", [np.nan, -1.0])
+def test_nan_or_early_finish_times_are_rejected_and_never_cached(tmp_path, finish):
+    from cosim.network.cache import CachedBackend, ResultCache
+    from cosim.network.flows import FlowBatch, FlowResult, InvalidResult
+
+    class Bad(_NaNBackend):
+        def simulate(self, flows):
+            return FlowResult(finish=np.full(len(flows), finish), stats={})
+
+    cache = ResultCache(tmp_path / "c.sqlite")
+    backend = CachedBackend(Bad(), cache, "g", "v")
+    with pytest.raises(InvalidResult, match="not cached"):
+        backend.simulate(FlowBatch.from_arrays([0], [1], [100]))
+    with pytest.raises(InvalidResult):  # a second ask is not answered from the cache
+        backend.simulate(FlowBatch.from_arrays([0], [1], [100]))
+    assert cache.stats()["hits"] == 0
+
+
+@pytest.mark.parametrize("edit", ["UPDATE results_v2 SET stats = '{\"x\": 1}'",
+                                  "UPDATE results_v2 SET finish = substr(finish, 1, 5)",
+                                  "UPDATE results_v2 SET checksum = 'x'"])
+def test_a_corrupt_cache_row_is_dropped_recomputed_and_counted(tmp_path, edit):
+    path = tmp_path / "c.sqlite"
+    first = ResultCache(path, memory_entries=0)
+    first.put("k", np.array([1.0, 2.0]), '{"events": 3}')
+    first._db().execute(edit)
+    first.close()
+    again = ResultCache(path, memory_entries=0)
+    assert again.get("k") is None  # never returned
+    assert again.stats()["corrupt"] == 1 and again.stats()["misses"] == 1
+    assert again._db().execute("SELECT COUNT(*) FROM results_v2").fetchone()[0] == 0
+    again.put("k", np.array([1.0, 2.0]), '{"events": 3}')  # recomputed entry is good again
+    finish, stats = again.get("k")
+    assert finish.tolist() == [1.0, 2.0] and again.stats()["corrupt"] == 1

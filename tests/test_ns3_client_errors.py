@@ -36,8 +36,8 @@ def test_unreachable_server_times_out_after_the_retries():
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     cfg = {"endpoints": [f"tcp://127.0.0.1:{port}"], "timeout_s": 0.2,
-           "start_timeout_s": 0.2, "retries": 1}
-    with client.Ns3Backend(star(2), cfg) as b, pytest.raises(client.Ns3Error, match="2 tries"):
+           "start_timeout_s": 0.2, "retries": 1, "connect_timeout_s": 0.4}
+    with client.Ns3Backend(star(2), cfg) as b, pytest.raises(client.Ns3Error, match="did not answer within 0.4 s"):
         b.simulate(FlowBatch.from_arrays([0], [1], [100]))
 
 
@@ -61,3 +61,21 @@ def test_server_that_exits_before_ready_is_reported_and_leaves_no_open_pipe():
         assert len(list(fds.iterdir())) == before
     else:
         pytest.fail("a server that cannot bind was reported ready")
+
+
+def test_cli_with_an_unreachable_endpoint_exits_3_with_one_line(tmp_path):
+    import os
+    import subprocess
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).parents[1]))
+    p = subprocess.run([sys.executable, "-c", "from cosim.cli import main; main()",
+                        "network=ns3", f"network.ns3.endpoints=[tcp://127.0.0.1:{port}]",
+                        "network.ns3.connect_timeout_s=1", "workload.num_requests=4",
+                        "output.progress=false", f"hydra.run.dir={tmp_path}"],
+                       capture_output=True, text=True, env=env, timeout=300)
+    assert p.returncode == 3, p.stderr[-2000:]
+    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and f"tcp://127.0.0.1:{port}" in lines[0], p.stderr[-2000:]

@@ -131,17 +131,17 @@ def test_a_layout_whose_weights_do_not_fit_is_reported_infeasible_not_simulated(
 
 
 def test_round_robin_and_least_loaded_spread_requests_over_replicas():
-    rr = run([*CHAT, "deployment.replicas=3", "workload.num_requests=90"])
+    rr = run([*CHAT, "deployment.replicas=3", "topology.num_nodes=3", "workload.num_requests=90"])
     assert rr.requests.instance.tolist() == [i % 3 for i in range(90)]
     ll = run(["workload=fixed", "workload.num_requests=90", "workload.arrival.process=burst",
-              "deployment.replicas=3", "deployment.router=least_loaded"])
+              "deployment.replicas=3", "topology.num_nodes=3", "deployment.router=least_loaded"])
     counts = np.bincount(ll.requests.instance, minlength=3)
     assert counts.max() - counts.min() <= 1
 
 
 def test_prefix_aware_routing_finds_cached_prefixes():
     base = ["workload=chat", "workload.num_requests=300", "workload.arrival.rate_per_s=20",
-            "workload.prefix_pool=4", "deployment.replicas=4"]
+            "workload.prefix_pool=4", "deployment.replicas=4", "topology.num_nodes=4"]
     rr = run([*base, "deployment.router=round_robin"])
     pa = run([*base, "deployment.router=prefix_aware"])
     assert pa.summary["prefix_hit_rate"] > rr.summary["prefix_hit_rate"] + 0.05

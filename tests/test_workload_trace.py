@@ -88,3 +88,22 @@ def test_the_sample_trace_replays():
                          step_cost_factory=toy)
     assert res.summary["requests_completed"] == 300
     assert res.summary["prefix_hit_rate"] > 0.3
+
+
+@pytest.mark.parametrize("body, needle", [
+    (b'{"timestamp": 0, "input_length": 10, "output_length": 5}\n\xff\xfe\n', ":2: not UTF-8"),
+    (b"[" * 5000 + b"]" * 5000 + b"\n", ":1: not a trace record"),
+    (b'{"timestamp": ' + b"9" * 5000 + b', "input_length": 10, "output_length": 5}\n',
+     ":1: not a trace record"),
+    (b'{"timestamp": 5, "input_length": 10, "output_length": 5}\n\n'
+     b'{"timestamp": 1, "input_length": 10, "output_length": 5}\n', ":3: timestamp"),
+])
+def test_bad_trace_bytes_are_one_config_error_naming_the_line(tmp_path, body, needle):
+    from cosim.config.errors import ConfigError
+    from cosim.workload.trace import read_trace
+
+    p = tmp_path / "t.jsonl"
+    p.write_bytes(body)
+    with pytest.raises(ConfigError) as e:
+        read_trace(p)
+    assert needle in str(e.value) and "\n" not in str(e.value)

@@ -8,13 +8,17 @@ than a couple of seconds show a progress bar (rich) on stderr.
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from cosim.files import StagedFiles
+
+EXIT_INFEASIBLE = 4  # 2: bad input, 3: network backend unavailable, 4: infeasible configuration
 
 SUMMARY_ROWS = (
     ("feasible", "feasible", "{}"),
@@ -121,8 +125,10 @@ def run_task(cfg: DictConfig) -> dict:
     """Task function of the `cosim` Hydra app: simulate `cfg`, write results, return the summary."""
     from hydra.core.hydra_config import HydraConfig
 
+    from cosim.config import check_unknown_keys
     from cosim.serving.simulation import run_simulation
 
+    check_unknown_keys(cfg)
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     prog = _Progress(int(cfg.workload.num_requests)) if cfg.output.progress else None
     try:
@@ -133,4 +139,9 @@ def run_task(cfg: DictConfig) -> dict:
     write_outputs(out_dir, out.summary, out.requests, out.iterations,
                   bool(cfg.output.write_parquet), out.artifacts)
     print_summary(out.summary, out_dir)
+    if not out.summary.get("feasible", True) and HydraConfig.get().mode == RunMode.RUN:
+        # Not an error in the input, but no answer either: a distinct code once the summary
+        # is written (in a -m sweep the job stays a result, and the sweep goes on).
+        print(f"cosim: infeasible: {out.summary.get('infeasible_reason')}", file=sys.stderr)
+        raise SystemExit(EXIT_INFEASIBLE)
     return out.summary

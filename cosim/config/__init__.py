@@ -36,6 +36,7 @@ __all__ = [
     "WorkloadConfig",
     "register_configs",
     "to_object",
+    "check_unknown_keys",
     "validate",
 ]
 
@@ -90,6 +91,29 @@ def to_object(cfg: DictConfig | Config) -> Any:
     if isinstance(cfg, DictConfig):
         return OmegaConf.to_object(cfg)
     return cfg
+
+
+def check_unknown_keys(cfg: DictConfig, prefix: str = "") -> None:
+    """Raise ConfigError for a key its group's dataclass does not declare.
+
+    Hydra's `+key=value` appends even to a struct node, so `+workload.foo=1` would pass
+    silently; dict-typed fields (deployment.roles, deployment.options) stay free by design.
+    """
+    import dataclasses
+
+    if not isinstance(cfg, DictConfig):
+        return
+    kind = cfg._metadata.object_type
+    declared = ({f.name for f in dataclasses.fields(kind)}
+                if kind is not None and dataclasses.is_dataclass(kind) else None)
+    for key in cfg.keys():
+        where = f"{prefix}.{key}" if prefix else str(key)
+        if declared is not None and key not in declared:
+            raise ConfigError(where, f"unknown key; {prefix or 'the config'} has "
+                              f"{', '.join(sorted(declared))}")
+        node = cfg._get_node(key)
+        if isinstance(node, DictConfig) and not node._is_missing() and not node._is_none():
+            check_unknown_keys(node, where)
 
 
 def validate(cfg: Any) -> None:

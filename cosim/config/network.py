@@ -68,6 +68,9 @@ class Ns3Config:
     timeout_s: float = 600.0  # per request, wall clock
     retries: int = 2  # resends after a timeout or a dead local server (restarted first)
     max_batch_flows: int = 1_000_000  # larger batches are refused before they reach ns-3
+    # Total wait for a configured endpoint's first answer (all tries): a server that is not
+    # there fails fast with one line instead of waiting timeout_s per try.
+    connect_timeout_s: float = 20.0
     start_timeout_s: float = 60.0  # wait for a local server's readiness (ns-3 import ~2-10 s)
 
     def validate(self, prefix: str = "network.ns3") -> None:
@@ -76,7 +79,7 @@ class Ns3Config:
         # Point-to-point MTU tops out at 65535 (NS3_NOTES: larger values are NS_FATAL).
         require(64 <= self.frame_bytes <= 65535, f"{prefix}.frame_bytes",
                 f"must be in [64, 65535], got {self.frame_bytes}")
-        for name in ("timeout_s", "start_timeout_s"):
+        for name in ("timeout_s", "start_timeout_s", "connect_timeout_s"):
             v = getattr(self, name)
             require(v > 0, f"{prefix}.{name}", f"must be > 0, got {v}")
         require(self.retries >= 0, f"{prefix}.retries", f"must be >= 0, got {self.retries}")

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cosim.network.flows import FlowBatch, FlowResult
+from cosim.network.flows import FlowBatch, FlowResult, check_finish
 
 SCHEMA_VERSION = 1
 
@@ -61,8 +61,23 @@ def batch_signature(flows: FlowBatch, order: np.ndarray | None = None) -> str:
     return h.hexdigest()
 
 
+CACHE_SCHEMA = 2  # v2: each row carries a sha256 of (schema, key, finish, stats)
+
+
+def _checksum(key: str, blob: bytes, stats_json: str) -> str:
+    h = hashlib.sha256(f"cosim-cache-v{CACHE_SCHEMA}\0{key}\0".encode())
+    h.update(blob)
+    h.update(b"\0" + stats_json.encode())
+    return h.hexdigest()
+
+
 class ResultCache:
-    """sqlite (WAL) + LRU store of finish-time arrays keyed by strings."""
+    """sqlite (WAL) + LRU store of finish-time arrays keyed by strings.
+
+    Every row carries the schema version and a checksum; a row that fails the check (an
+    edited or truncated entry) is deleted, counted in `corrupt` and treated as a miss, so
+    the batch is recomputed: never returned, never fatal.
+    """
 
     def __init__(self, path: str | Path | None = None, memory_entries: int = 4096):
         if path is None:
@@ -77,6 +92,7 @@ class ResultCache:
         self.hits_memory = 0
         self.hits_disk = 0
         self.misses = 0
+        self.corrupt = 0
 
     def _db(self) -> sqlite3.Connection:
         # A connection must not cross fork(): reopen in a child process of a sweep.
@@ -85,8 +101,9 @@ class ResultCache:
             conn = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("CREATE TABLE IF NOT EXISTS results (key TEXT PRIMARY KEY, "
-                         "finish BLOB NOT NULL, stats TEXT NOT NULL, created REAL NOT NULL)")
+            conn.execute(f"CREATE TABLE IF NOT EXISTS results_v{CACHE_SCHEMA} (key TEXT PRIMARY "
+                         "KEY, finish BLOB NOT NULL, stats TEXT NOT NULL, created REAL NOT "
+                         "NULL, checksum TEXT NOT NULL)")
             self._conn, self._pid = conn, os.getpid()
         return self._conn
 
@@ -97,20 +114,33 @@ class ResultCache:
             self._lru.move_to_end(key)
             self.hits_memory += 1
             return np.frombuffer(item[0], dtype="<f8").copy(), item[1]
-        row = self._db().execute("SELECT finish, stats FROM results WHERE key = ?",
-                                 (key,)).fetchone()
+        row = self._db().execute(f"SELECT finish, stats, checksum FROM results_v{CACHE_SCHEMA} "
+                                 "WHERE key = ?", (key,)).fetchone()
         if row is None:
             self.misses += 1
             return None
+        blob, stats_json, checksum = row
+        ok = (isinstance(blob, bytes) and isinstance(stats_json, str) and len(blob) % 8 == 0
+              and checksum == _checksum(key, blob, stats_json))
+        if ok:
+            finish = np.frombuffer(blob, dtype="<f8")
+            ok = bool(np.all(np.isfinite(finish)))
+        if not ok:
+            self.corrupt += 1
+            self.misses += 1
+            self._db().execute(f"DELETE FROM results_v{CACHE_SCHEMA} WHERE key = ?", (key,))
+            return None
         self.hits_disk += 1
-        self._remember(key, bytes(row[0]), row[1])
-        return np.frombuffer(row[0], dtype="<f8").copy(), row[1]
+        self._remember(key, blob, stats_json)
+        return finish.copy(), stats_json
 
     def put(self, key: str, finish: np.ndarray, stats_json: str) -> None:
         blob = np.ascontiguousarray(finish, dtype="<f8").tobytes()
         # OR IGNORE: a concurrent run that computed the same batch keeps its (equal) entry.
-        self._db().execute("INSERT OR IGNORE INTO results VALUES (?, ?, ?, ?)",
-                           (key, blob, stats_json, time.time()))
+        self._db().execute(f"INSERT OR IGNORE INTO results_v{CACHE_SCHEMA} VALUES "
+                           "(?, ?, ?, ?, ?)",
+                           (key, blob, stats_json, time.time(),
+                            _checksum(key, blob, stats_json)))
         self._remember(key, blob, stats_json)
 
     def _remember(self, key: str, blob: bytes, stats_json: str) -> None:
@@ -126,7 +156,7 @@ class ResultCache:
         hits = self.hits_memory + self.hits_disk
         total = hits + self.misses
         return {"hits": hits, "hits_memory": self.hits_memory, "hits_disk": self.hits_disk,
-                "misses": self.misses, "hit_rate": hits / total if total else 0.0,
+                "misses": self.misses, "corrupt": self.corrupt, "hit_rate": hits / total if total else 0.0,
                 "path": str(self.path)}
 
     def close(self) -> None:
@@ -169,6 +199,7 @@ class CachedBackend:
             return FlowResult(finish=finish, stats=stats)
         result = self.inner.simulate(sized)
         finish = np.asarray(result.finish, dtype=np.float64)
+        check_finish(sized, finish, getattr(self.inner, "name", "network"))  # never cache NaN
         self.cache.put(key, finish[order], json.dumps(_jsonable(result.stats)))
         stats = dict(result.stats, cache_hit=False, **grid_info)
         return FlowResult(finish=finish, stats=stats)

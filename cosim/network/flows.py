@@ -55,6 +55,25 @@ class FlowResult:
         return float(self.finish.max()) if self.finish.size else 0.0
 
 
+class InvalidResult(ValueError):
+    """A backend returned completion times that cannot be right (NaN, before the start)."""
+
+
+def check_finish(flows: FlowBatch, finish: np.ndarray, backend: str) -> None:
+    """Raise InvalidResult unless every finish time is finite and not before its flow's start."""
+    finish = np.asarray(finish, dtype=np.float64)
+    if finish.shape != (len(flows),):
+        raise InvalidResult(f"{backend} backend returned {finish.shape} finish times for "
+                            f"{len(flows)} flows")
+    start = np.asarray(flows.start, dtype=np.float64)
+    bad = np.nonzero(~np.isfinite(finish) | (finish < start))[0]
+    if bad.size:
+        k = int(bad[0])
+        raise InvalidResult(f"{backend} backend returned finish time {finish[k]!r} for flow {k} "
+                            f"starting at {start[k]!r} ({bad.size} such flows); not used, "
+                            "not cached")
+
+
 class NetworkBackend(Protocol):
     """Flows in, per-flow completion times out."""
 

@@ -27,9 +27,10 @@ from typing import Any
 class NetworkLookups:
     """Counters of one run's network lookups by the level that answered them."""
 
-    __slots__ = ("memo", "lru", "sqlite", "miss")
+    __slots__ = ("memo", "lru", "sqlite", "miss", "corrupt")
 
     def __init__(self) -> None:
+        self.corrupt = 0  # cache rows that failed their checksum (dropped and recomputed)
         self.memo = 0
         self.lru = 0
         self.sqlite = 0
@@ -50,7 +51,9 @@ class NetworkLookups:
             self.miss += 1
             return backend.simulate(flows)
         lru, disk = cache.hits_memory, cache.hits_disk
+        bad = getattr(cache, "corrupt", 0)
         result = backend.simulate(flows)
+        self.corrupt += getattr(cache, "corrupt", 0) - bad
         if cache.hits_memory > lru:
             self.lru += 1
         elif cache.hits_disk > disk:
@@ -66,7 +69,8 @@ class NetworkLookups:
         return {"network_lookups": n, "network_cache_hits": hits,
                 "network_cache_hits_memo": self.memo, "network_cache_hits_lru": self.lru,
                 "network_cache_hits_sqlite": self.sqlite, "network_cache_misses": self.miss,
-                "network_cache_hit_rate": hits / n if n else None}
+                "network_cache_hit_rate": hits / n if n else None,
+                "network_cache_corrupt": self.corrupt}
 
 
 def run_lookups(shared: dict | None) -> NetworkLookups:

@@ -53,18 +53,28 @@ def read_trace(path: str | Path, block_tokens: int = 512, max_requests: int = 0,
     path = Path(path)
     if not path.is_file():
         raise ConfigError("workload.trace.path", f"trace file not found: {path}")
-    ts, isl, osl, ptr, ids = [], [], [], [0], []
-    with path.open() as f:
-        for lineno, line in enumerate(f, start=1):
+    ts, isl, osl, ptr, ids, linenos = [], [], [], [0], [], []
+    with path.open("rb") as f:
+        for lineno, raw in enumerate(f, start=1):
             if max_requests and len(ts) >= max_requests:
                 break
+            where = f"{path}:{lineno}"
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise ConfigError(where, f"not UTF-8 (byte {e.start + 1}: {e.reason})") from None
             if not line.strip():
                 continue
-            where = f"{path}:{lineno}"
             try:
                 rec = json.loads(line)
             except json.JSONDecodeError as e:
                 raise ConfigError(where, f"not valid JSON ({e.msg})") from None
+            except RecursionError:
+                raise ConfigError(where, "not a trace record (JSON nested too deep)") from None
+            except ValueError as e:  # e.g. an integer literal beyond Python's digit limit
+                raise ConfigError(where, f"not a trace record ({str(e).splitlines()[0]})") \
+                    from None
+            linenos.append(lineno)
             if not isinstance(rec, dict):
                 raise ConfigError(where, "each line must be a JSON object")
             for key in REQUIRED:
@@ -97,7 +107,10 @@ def read_trace(path: str | Path, block_tokens: int = 512, max_requests: int = 0,
         raise ConfigError("workload.trace.path", f"{path} holds no requests")
     order = np.argsort(np.asarray(ts), kind="stable")
     if not np.array_equal(order, np.arange(n)):
-        raise ConfigError(f"{path}: timestamp", "lines must be in timestamp order")
+        k = int(np.nonzero(np.diff(np.asarray(ts)) < 0)[0][0]) + 1
+        raise ConfigError(f"{path}:{linenos[k]}: timestamp",
+                          f"{ts[k] * 1000 / time_scale:g} ms is earlier than the line before "
+                          "(lines must be in timestamp order)")
     t0 = ts[0]
     return RequestTable(
         session=np.arange(n, dtype=np.int64), turn=np.zeros(n, dtype=np.int32),

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import zmq
 
-from cosim.network.flows import FlowBatch, FlowResult
+from cosim.network.flows import FlowBatch, FlowResult, InvalidResult, check_finish
 from cosim.network.ns3 import wire
 
 _POLL_S = 0.1  # how often a waiting client checks that its local server is alive
@@ -53,6 +53,7 @@ class _Settings:
     retries: int = 2
     max_batch_flows: int = 1_000_000
     start_timeout_s: float = 60.0
+    connect_timeout_s: float = 20.0
 
     @classmethod
     def of(cls, cfg) -> _Settings:
@@ -154,6 +155,7 @@ class _Endpoint:
         self.sock: zmq.Socket | None = None
         self.loaded: set[str] = set()
         self.restarts = 0
+        self.answered = False  # a configured endpoint has replied at least once
 
     @property
     def address(self) -> str:
@@ -219,7 +221,7 @@ class Ns3Backend:
         if self.cfg.transport not in wire.TRANSPORTS:
             raise ValueError(f"network.ns3.transport={self.cfg.transport!r} is not one of "
                              f"{list(wire.TRANSPORTS)}")
-        self._topology = _topology_arrays(graph)
+        self._topology = topology_arrays(graph)
         self.digest = wire.topology_digest(graph.num_nodes, graph.num_gpus, *self._topology)
         self._ctx = zmq.Context()
         addresses = list(self.cfg.endpoints) or [None]
@@ -367,6 +369,10 @@ class Ns3Backend:
             raise Ns3Error(f"server returned {got.shape[0]} finish times for "
                            f"{net.shape[0]} flows")
         finish[net] = got
+        try:
+            check_finish(flows, finish, f"ns3 ({ep.address})")
+        except InvalidResult as e:
+            raise Ns3Error(str(e)) from None
         r = msg.header["result"]
         stats = {"backend": "ns3", "transport": self.cfg.transport,
                  "frame_bytes": self.cfg.frame_bytes, "events": r.get("events", 0),
@@ -395,14 +401,19 @@ class Ns3Backend:
 
     def _request(self, ep: _Endpoint, kind: str, **kw) -> wire.Message:
         """A synchronous request with the usual timeout, restart and retry handling."""
+        first_contact = ep.fixed_address is not None and not ep.answered
+        per_try = max(self.cfg.timeout_s, self.cfg.start_timeout_s)
+        if first_contact:
+            per_try = min(per_try, self.cfg.connect_timeout_s / (self.cfg.retries + 1))
         for _ in range(self.cfg.retries + 1):
             ep.connect()
             rid = self._new_id()
             ep.sock.send_multipart(wire.encode(kind, request_id=rid, **kw), copy=False)
-            deadline = time.monotonic() + max(self.cfg.timeout_s, self.cfg.start_timeout_s)
+            deadline = time.monotonic() + per_try
             while time.monotonic() < deadline:
                 frames = self._poll_reply(ep, rid)
                 if frames is not None:
+                    ep.answered = True
                     msg = wire.decode(frames, reply=True)
                     if not msg.header["ok"]:
                         raise Ns3Error(f"ns-3 server {ep.address}: {msg.header.get('error')}")
@@ -410,6 +421,11 @@ class Ns3Backend:
                 if ep.dead():
                     break
             ep.reset(restart=ep.local is not None)
+        if first_contact:
+            raise Ns3Error(f"ns-3 server {ep.address} did not answer within "
+                           f"{self.cfg.connect_timeout_s:g} s: check that cosim-ns3-server "
+                           "runs there and the address and port are reachable "
+                           "(network.ns3.endpoints, network.ns3.connect_timeout_s)")
         raise Ns3Error(f"ns-3 server {ep.address or '(local)'}: no reply to {kind} after "
                        f"{self.cfg.retries + 1} tries")
 
@@ -439,7 +455,7 @@ class Ns3Backend:
                 return None
 
 
-def _topology_arrays(graph) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def topology_arrays(graph) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Link arrays as the server takes them: integer bit/s and integer picoseconds.
 
     Rates are the graph's achievable rates (line rate x link efficiency), the same

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -25,11 +27,16 @@ KINDS = ("load_topology", "simulate", "ping", "shutdown")
 
 # Bounds (bytes or counts). The server may lower the flow bound (--max-flows).
 MAX_HEADER_BYTES = 64 * 1024
+MAX_JSON_DEPTH = 8  # headers nest 3 deep; deeper JSON is refused before it is parsed
+MAX_NUMBER_CHARS = 24  # int64 has 19 digits; longer literals are refused, not parsed
+MAX_ID_CHARS = 128  # a request id is echoed in the reply: keep it short
+MAX_REPLY_ERROR_CHARS = 2000
 MAX_FRAMES = 16
 MAX_FLOWS = 2_000_000
 MAX_NODES = 1_000_000
 MAX_LINKS = 4_000_000
 MAX_ROUTE_HOPS = 64
+MAX_FLOW_BYTES = 1 << 50  # 1 PiB per flow: keeps packet counts far from int64 overflow
 MAX_START_S = 1.0e3  # flows start within this many seconds of the batch start
 MIN_LINK_BPS = 1_000  # ns-3 DataRate is an integer bit/s; sub-kbit/s links are typos
 MAX_LINK_BPS = 10**16  # 10 Pbit/s
@@ -107,7 +114,29 @@ def reply_ok(request_id, result: dict | None = None,
 
 
 def reply_error(request_id, message: str) -> list:
-    return encode("reply", request_id=request_id, extra={"ok": False, "error": message[:4000]})
+    """An error reply that always fits the header bound (never raises)."""
+    if not _valid_id(request_id):
+        request_id = None
+    try:
+        return encode("reply", request_id=request_id,
+                      extra={"ok": False, "error": str(message)[:MAX_REPLY_ERROR_CHARS]})
+    except Exception:  # noqa: BLE001 - the last resort must not fail
+        return [FALLBACK_ERROR]
+
+
+FALLBACK_ERROR = json.dumps({"v": PROTOCOL_VERSION, "id": None, "kind": "reply", "ok": False,
+                             "error": "server error while reporting an error",
+                             "arrays": []}).encode()
+
+
+def _valid_id(rid) -> bool:
+    if rid is None:
+        return True
+    if isinstance(rid, bool):
+        return False
+    if isinstance(rid, int):
+        return -(1 << 63) <= rid < (1 << 63)
+    return isinstance(rid, str) and len(rid) <= MAX_ID_CHARS
 
 
 def _parse_header(frame) -> dict:
@@ -115,12 +144,51 @@ def _parse_header(frame) -> dict:
     if len(b) > MAX_HEADER_BYTES:
         raise WireError(f"header of {len(b)} bytes exceeds {MAX_HEADER_BYTES}")
     try:
-        h = json.loads(b.decode("utf-8"), parse_constant=_reject_constant)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        text = b.decode("utf-8")
+    except UnicodeDecodeError as e:
         raise WireError(f"header is not UTF-8 JSON: {e}") from None
+    depth = json_depth(text)
+    if depth > MAX_JSON_DEPTH:
+        raise WireError(f"header nests {depth} levels deep, more than {MAX_JSON_DEPTH}")
+    try:
+        h = json.loads(text, parse_constant=_reject_constant, parse_int=_bounded_int,
+                       parse_float=_bounded_float)
+    except json.JSONDecodeError as e:
+        raise WireError(f"header is not JSON: {e}") from None
+    except RecursionError:  # belt and braces: json_depth should have caught it
+        raise WireError("header nests too deep") from None
     if not isinstance(h, dict):
         raise WireError("header is not a JSON object")
     return h
+
+
+_STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"')
+
+
+def json_depth(text: str) -> int:
+    """Deepest nesting of [ and { in JSON text, strings ignored (linear, no recursion)."""
+    skeleton = _STRINGS.sub("", text)
+    opens = np.frombuffer(skeleton.encode("utf-8", "replace"), dtype=np.uint8)
+    step = np.zeros(opens.shape[0], dtype=np.int64)
+    step[(opens == ord("[")) | (opens == ord("{"))] = 1
+    step[(opens == ord("]")) | (opens == ord("}"))] = -1
+    return int(np.cumsum(step).max()) if step.size else 0
+
+
+def _bounded_int(literal: str) -> int:
+    if len(literal) > MAX_NUMBER_CHARS:
+        raise WireError(f"header holds an integer of {len(literal)} characters "
+                        f"(more than {MAX_NUMBER_CHARS})")
+    return int(literal)
+
+
+def _bounded_float(literal: str) -> float:
+    if len(literal) > 2 * MAX_NUMBER_CHARS:
+        raise WireError(f"header holds a number of {len(literal)} characters")
+    v = float(literal)
+    if not math.isfinite(v):
+        raise WireError(f"header holds the non-finite number {literal[:32]}")
+    return v
 
 
 def _reject_constant(name: str):
@@ -133,7 +201,7 @@ def request_id_of(frames: list):
         rid = _parse_header(frames[0]).get("id")
     except (WireError, IndexError):
         return None
-    return rid if isinstance(rid, (int, str)) and not isinstance(rid, bool) else None
+    return rid if rid is not None and _valid_id(rid) else None
 
 
 def decode(frames: list, *, reply: bool = False) -> Message:
@@ -144,7 +212,7 @@ def decode(frames: list, *, reply: bool = False) -> Message:
         raise WireError(f"{len(frames)} frames exceed the limit of {MAX_FRAMES}")
     h = _parse_header(frames[0])
     v = h.get("v")
-    if v != PROTOCOL_VERSION:
+    if type(v) is not int or v != PROTOCOL_VERSION:
         raise WireError(f"protocol version {v!r} is not supported (server speaks "
                         f"{PROTOCOL_VERSION})")
     kind = h.get("kind")
@@ -157,8 +225,8 @@ def decode(frames: list, *, reply: bool = False) -> Message:
             raise WireError(f"kind {kind!r} is not one of {list(KINDS)}")
         schema = _SCHEMA[kind]
     rid = h.get("id")
-    if rid is not None and (isinstance(rid, bool) or not isinstance(rid, (int, str))):
-        raise WireError("id must be an integer or a string")
+    if not _valid_id(rid):
+        raise WireError(f"id must be an int64 or a string of at most {MAX_ID_CHARS} characters")
     if "params" in h and not isinstance(h["params"], dict):
         raise WireError("params must be a JSON object")
     descs = h.get("arrays", [])
@@ -180,7 +248,7 @@ def decode(frames: list, *, reply: bool = False) -> Message:
         if dtype != schema[name]:
             raise WireError(f"array {name!r} has dtype {dtype!r}, expected {schema[name]!r}")
         if (not isinstance(shape, list) or len(shape) != 1 or not isinstance(shape[0], int)
-                or isinstance(shape[0], bool) or shape[0] < 0):
+                or isinstance(shape[0], bool) or not 0 <= shape[0] <= 1 << 40):
             raise WireError(f"array {name!r} shape must be [n] with n >= 0, got {shape!r}")
         dt = np.dtype(dtype)
         nbytes = shape[0] * dt.itemsize
@@ -300,14 +368,15 @@ def check_simulate(msg: Message, topo: TopologySpec, max_flows: int = MAX_FLOWS,
             raise WireError(f"{name}[{bad[0]}]={a[name][bad[0]]} is not a GPU of the "
                             f"topology (0..{topo.num_gpus - 1})")
     size, start = a["size"], a["start_s"]
-    bad = np.nonzero(size <= 0)[0]
+    bad = np.nonzero((size <= 0) | (size > MAX_FLOW_BYTES))[0]
     if bad.size:
-        raise WireError(f"size[{bad[0]}]={size[bad[0]]} must be > 0 bytes")
+        raise WireError(f"size[{bad[0]}]={size[bad[0]]} must be in [1, {MAX_FLOW_BYTES}] bytes")
     bad = np.nonzero(~np.isfinite(start) | (start < 0) | (start > MAX_START_S))[0]
     if bad.size:
         raise WireError(f"start_s[{bad[0]}]={start[bad[0]]} must be finite and in "
                         f"[0, {MAX_START_S}] s")
     payload = frame - 8
+    # sizes are bounded above, so this sum cannot overflow (float64 for the total)
     packets = int(np.sum((size + payload - 1) // payload, dtype=np.float64)) if n else 0
     if packets > max_packets:
         raise WireError(f"batch needs {packets} packets, more than the server's limit "
@@ -343,4 +412,15 @@ def check_simulate(msg: Message, topo: TopologySpec, max_flows: int = MAX_FLOWS,
             f = int(np.searchsorted(indptr, broken[0], side="right") - 1)
             raise WireError(f"flow {f}: route links {links[broken[0] - 1]} and "
                             f"{links[broken[0]]} do not meet at a node")
+        # A route must be a simple path: a revisited node would loop packets for ever.
+        flow_of = np.repeat(np.arange(n, dtype=np.int64), hops)
+        nodes = np.concatenate([topo.link_src[links].astype(np.int64),
+                                a["dst"].astype(np.int64)])
+        owner = np.concatenate([flow_of, np.arange(n, dtype=np.int64)])
+        order = np.lexsort((nodes, owner))
+        dup = np.nonzero((np.diff(owner[order]) == 0) & (np.diff(nodes[order]) == 0))[0]
+        if dup.size:
+            f = int(owner[order][dup[0]])
+            raise WireError(f"flow {f}: route visits node {int(nodes[order][dup[0]])} twice "
+                            "(routes must be simple paths)")
     return SimulateSpec(transport, frame, a["src"], a["dst"], size, start, indptr, links)

@@ -26,6 +26,12 @@ class ChunkedDeployment(Deployment):
                               "replica")
         gpus = layout.attention_gpus
         self.num_gpus = gpus * d.replicas
+        topo = getattr(ctx.cfg, "topology", None)
+        total = getattr(topo, "total_gpus", None)
+        if isinstance(total, int) and self.num_gpus > total:
+            raise ConfigError("deployment.replicas",
+                              f"{d.replicas} replicas of {gpus} GPUs need {self.num_gpus} GPUs, "
+                              f"the topology has {total}")
         plan = self.plan("replica", layout, d.scheduler)
         if not plan.feasible:
             self.infeasible(plan.reason)
