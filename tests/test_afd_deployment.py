@@ -177,3 +177,27 @@ def test_micro_batches_is_a_deployment_knob_and_the_old_option_overrides_it():
                          step_cost_factory=toy_factory(toy))
     assert top.summary["deployment"]["afd"]["micro_batches"] == 2
     assert old.summary["deployment"]["afd"]["micro_batches"] == 4
+
+
+def test_micro_batch_cost_linear_split_divides_the_full_batch_latency_floor():
+    # a pure latency floor (no per-token cost): per_microbatch pays it m times per stage,
+    # linear_split pays it once, spread over the m micro-batches
+    toy = ToyStepCost(1e-3, 0, 1e-3, 0)
+    base = ["deployment=afd", *FIXED, "workload.num_requests=16", "deployment.comm.model=none",
+            "deployment.micro_batches=4"]
+    default = run_simulation(config(base), step_cost_factory=toy_factory(toy))
+    per = run_simulation(config([*base, "deployment.micro_batch_cost=per_microbatch"]),
+                         step_cost_factory=toy_factory(toy))
+    lin = run_simulation(config([*base, "deployment.micro_batch_cost=linear_split"]),
+                         step_cost_factory=toy_factory(toy))
+    np.testing.assert_array_equal(default.iterations.duration_s, per.iterations.duration_s)
+    # on a flat floor linear_split's micro-batch stages are 1/m of per_microbatch's
+    assert lin.iterations.duration_s.sum() < per.iterations.duration_s.sum()
+
+
+def test_bad_micro_batch_cost_names_the_field():
+    from cosim.config.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"deployment\.micro_batch_cost"):
+        run_simulation(config(["deployment=afd", *FIXED, "deployment.micro_batch_cost=fast"]),
+                       step_cost_factory=toy_factory(ToyStepCost(1e-3, 0, 1e-3, 0)))

@@ -19,6 +19,9 @@ ROUTERS = ("round_robin", "least_loaded", "prefix_aware")
 DTYPES = ("bfloat16", "fp8", "fp4")
 
 
+MICRO_BATCH_COSTS = ("per_microbatch", "linear_split")
+
+
 @dataclass
 class LayoutConfig:
     """Parallel layout of one instance (see cosim.model.layout.ParallelLayout)."""
@@ -143,6 +146,12 @@ class DeploymentConfig:
     # attention and FFN groups so transfers hide behind compute (MegaScale-Infer: 2-4).
     # `options.micro_batches`, when given, overrides it (older configs).
     micro_batches: int = 3
+    # How an AFD micro-batch is priced. per_microbatch (default): each micro-batch's
+    # attention and FFN are priced at its own size, so kernels' latency floors count m
+    # times (MegaScale-Infer's ping-pong pipeline, arXiv 2504.02263, runs each micro-batch
+    # as its own kernels). linear_split: stage times at the full batch divided by m, the
+    # optimistic reading `t_sum/m + (m-1)/m * t_max` (arXiv 2605.28302's AIC++ framework).
+    micro_batch_cost: str = "per_microbatch"
     options: dict[str, Any] = field(default_factory=dict)  # deployment-specific knobs
 
     def validate(self, prefix: str = "deployment") -> None:
@@ -162,6 +171,8 @@ class DeploymentConfig:
         m = self.micro_batches
         require(isinstance(m, int) and not isinstance(m, bool) and 1 <= m <= 16,
                 f"{prefix}.micro_batches", f"must be an integer in 1..16, got {m!r}")
+        require(self.micro_batch_cost in MICRO_BATCH_COSTS, f"{prefix}.micro_batch_cost",
+                f"must be one of {', '.join(MICRO_BATCH_COSTS)}, got {self.micro_batch_cost!r}")
         for name, role in self.roles.items():
             role.validate(f"{prefix}.roles.{name}")
         if self.kind in ("pd", "afd", "pd_afd"):

@@ -302,7 +302,7 @@ class AFDInstance(Instance):
     and sampling are part of the attention stage, spread over the layers.
     """
 
-    __slots__ = ("afd", "m", "window", "recorded", "totals")
+    __slots__ = ("afd", "m", "window", "recorded", "totals", "linear_split")
 
     def __init__(self, info: InstanceInfo, ranks: list, cost: Any, afd: AFDTimer,
                  micro_batches: int, window: tuple[int, int]):
@@ -312,6 +312,7 @@ class AFDInstance(Instance):
         self.window = window
         self.recorded: dict[int, AFDIteration] = {}
         self.totals = np.zeros(4)  # time, free time, attention busy, ffn busy
+        self.linear_split = False  # deployment.micro_batch_cost == "linear_split"
 
     def start(self, now: float) -> float | None:
         cost = self.cost
@@ -351,6 +352,13 @@ class AFDInstance(Instance):
         dp = self.dp
         tp = self.info.layout.tp
         tf = np.array([cost.ffn(-(-int(t) // dp)) for t in tok_k.tolist()]) / L
+        if self.linear_split and m > 1:
+            # stage times at the full batch, divided evenly over the m micro-batches
+            ta_full = max(cost.attention(n, kv_sum, p_tok, p_kv if p_tok else 0, p_req)
+                          for n, kv_sum, p_tok, p_kv, p_req in plans)
+            tf_full = cost.ffn(-(-int(tok_k.sum()) // dp)) / L
+            ta = np.full(m, ta_full / m)
+            tf = np.full(m, tf_full / m)
         ta = ta / L
         per_rank = (tok_k + dp - 1) // dp
         tok_gpu = (per_rank + tp - 1) // tp  # tokens each attention GPU sends (TP ranks share)
@@ -444,6 +452,8 @@ class AFDUnits:
             info = InstanceInfo(iid=first_iid + u, role="afd", layout=self.layout, first_gpu=first,
                                 num_gpus=self.M + self.N)
             inst = AFDInstance(info, ranks, self.cost, self.afd, self.m, self.window)
+            inst.linear_split = (getattr(ctx.cfg.deployment, "micro_batch_cost", "per_microbatch")
+                                  == "linear_split")
             inst.end_event = IterationEnd(dep, inst)
             self.instances.append(inst)
         return self.instances
