@@ -1,3 +1,6 @@
+import importlib.util
+from pathlib import Path
+
 import pandas as pd
 
 from cosim.apps.tables import check_gemm, main
@@ -26,3 +29,11 @@ def test_sane_series_passes():
 def test_unknown_system_is_one_line_exit_2(capsys):
     assert main(["check", "no_such_gpu"]) == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def test_tables_doc_is_current():
+    root = Path(__file__).resolve().parent.parent
+    spec = importlib.util.spec_from_file_location("gen_tables_doc", root / "scripts/gen_tables_doc.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert (root / "docs/tables.md").read_text() == mod.render()
