@@ -7,6 +7,7 @@ finished evaluations (evals/<config hash>.json) are reused.
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -54,7 +55,14 @@ def search_task(cfg: DictConfig) -> dict:
     doc["stats"] = {"candidates": len(cands), "simulations": sims, "wall_s": round(wall, 1),
                     "des_events": int(sum(p.get("events") or 0 for o in outcomes for p in o.points)),
                     "cached": int(sum(p.get("cached", False) for o in outcomes for p in o.points))}
+    (out_dir / "best.json").write_text(json.dumps(doc, indent=2, default=float) + "\n")
     Console().print(terminal_table(doc))
+    conf = doc.get("ns3_confirmation")
+    if conf:
+        Console().print(f"ns-3 confirmation: ranking {' > '.join(conf['ns3_ranking'])} "
+                        f"({'changed' if conf['ranking_changed'] else 'unchanged'} from the "
+                        f"analytical backend), largest change in tok/s per GPU "
+                        f"{conf['max_relative_change_tok_s_per_gpu']:.1%}")
     Console().print(f"{len(cands)} candidates, {sims} simulations, {wall:.1f} s; "
                     f"report: {out_dir / 'report.html'}")
     return doc

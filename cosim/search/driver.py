@@ -100,8 +100,10 @@ def stop_reason(best: dict[str, Any] | None, fail: dict[str, Any] | None, cap: i
                     f" ms > {slo.get('tpot_ms')} ms (iteration {fail.get('iteration_ms_mean', 0):.1f}"
                     f" ms, decode batch {fail.get('decode_batch_mean', 0):.1f})")
     else:
+        why = ("queueing for prefill" if fail["users"] > 1 else
+               f"no queue at one user; prefix cache hits {fail.get('prefix_hit_rate') or 0:.0%}")
         bits.append(f"TTFT-bound: at {fail['users']} users TTFT p90 {fail.get('ttft_ms_p90', 0):.0f}"
-                    f" ms > {slo.get('ttft_ms')} ms (queueing for prefill)")
+                    f" ms > {slo.get('ttft_ms')} ms ({why})")
     if best is None:
         bits[0] = "no load meets the SLO; " + bits[0]
     elif best["users"] >= cap:

@@ -67,7 +67,7 @@ def pareto(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def best_document(outcomes: list[Outcome], kinds: list[str], objective: str,
-                  budget: int) -> dict[str, Any]:
+                  budget: int, target: float = 0.9) -> dict[str, Any]:
     doc: dict[str, Any] = {"gpus": budget, "objective": objective, "by_kind": {}}
     for kind in kinds:
         o = best_of(outcomes, kind, objective)
@@ -81,18 +81,38 @@ def best_document(outcomes: list[Outcome], kinds: list[str], objective: str,
         doc["by_kind"][kind] = _entry(o)
     o = best_of(outcomes, None, objective)
     doc["overall"] = _entry(o) if o is not None else {"answer": "infeasible"}
+    confirmed = [x for x in outcomes if x.confirm is not None and x.best is not None]
+    if confirmed:
+        key = "output_tok_s_per_gpu"
+        ana = sorted(confirmed, key=lambda x: -(x.best.get(key) or 0.0))
+        ns3 = sorted(confirmed, key=lambda x: -(x.confirm.get(key) or 0.0))
+        moves = [abs((x.confirm.get(key) or 0.0) / x.best[key] - 1) for x in confirmed
+                 if x.best.get(key)]
+        doc["ns3_confirmation"] = {
+            "analytical_ranking": [x.cand.kind for x in ana],
+            "ns3_ranking": [x.cand.kind for x in ns3],
+            "ranking_changed": [x.cand.kind for x in ana] != [x.cand.kind for x in ns3],
+            "max_relative_change_tok_s_per_gpu": max(moves, default=0.0),
+            "still_meets_slo": {x.cand.kind: (x.confirm.get("attainment") or 0.0)
+                                >= target for x in confirmed}}
     return doc
 
 
 def _common_reason(mine: list[Outcome]) -> str:
-    """The reason of the candidate that came closest (lowest one-user TPOT/TTFT overshoot)."""
+    """Why no candidate of a kind met the SLO: the simulated one that came closest, else the
+    static reason of the candidate with the lowest one-user TPOT."""
     if not mine:
         return "no candidate of this kind fits the budget"
+    sims = [x for x in mine if x.stage == "simulated" and x.points]
+    if sims:
+        closest = max(sims, key=lambda x: max(p.get("attainment", 0.0) for p in x.points))
+        att = max(p.get("attainment", 0.0) for p in closest.points)
+        return (f"{len(sims)} simulated, none meets the SLO; closest ({att:.0%} of requests): "
+                f"{closest.cand.words}: {closest.reason}")
     slo_fail = [x for x in mine if x.static.get("feasible")]
     if not slo_fail:
-        return mine[0].reason
-    closest = min(slo_fail, key=lambda x: (x.static.get("tpot_ms_p90") or 1e9)
-                  + (x.static.get("ttft_ms_p90") or 1e9) / 100)
+        return f"every candidate: {mine[0].reason}"
+    closest = min(slo_fail, key=lambda x: x.static.get("tpot_ms_p50") or 1e9)
     return f"closest: {closest.cand.words}: {closest.reason}"
 
 
@@ -249,7 +269,7 @@ def write_all(out_dir: Path, outcomes: list[Outcome], kinds: list[str], objectiv
               tpot_ms: float | None) -> dict[str, Any]:
     cands = candidates_frame(outcomes)
     pts = points_frame(outcomes, target)
-    doc = best_document(outcomes, kinds, objective, budget)
+    doc = best_document(outcomes, kinds, objective, budget, target)
     cands.to_parquet(out_dir / "candidates.parquet", index=False)
     front = pareto(pts) if len(pts) else pts
     front.to_csv(out_dir / "frontier.csv", index=False)
