@@ -96,14 +96,17 @@ def stop_reason(best: dict[str, Any] | None, fail: dict[str, Any] | None, cap: i
         return f"at {fail['users']} users: {fail.get('reason')}"
     bits = []
     if fail.get("meets_tpot", 1.0) <= fail.get("meets_ttft", 1.0):
-        bits.append(f"TPOT-bound: at {fail['users']} users TPOT p90 {fail.get('tpot_ms_p90', 0):.1f}"
-                    f" ms > {slo.get('tpot_ms')} ms (iteration {fail.get('iteration_ms_mean', 0):.1f}"
-                    f" ms, decode batch {fail.get('decode_batch_mean', 0):.1f})")
+        bits.append(f"TPOT-bound: at {fail['users']} users {fail.get('meets_tpot', 0):.0%} of "
+                    f"measured requests meet TPOT <= {slo.get('tpot_ms')} ms (run p90 "
+                    f"{fail.get('tpot_ms_p90', 0):.1f} ms, iteration "
+                    f"{fail.get('iteration_ms_mean', 0):.1f} ms, decode batch "
+                    f"{fail.get('decode_batch_mean', 0):.1f})")
     else:
         why = ("queueing for prefill" if fail["users"] > 1 else
                f"no queue at one user; prefix cache hits {fail.get('prefix_hit_rate') or 0:.0%}")
-        bits.append(f"TTFT-bound: at {fail['users']} users TTFT p90 {fail.get('ttft_ms_p90', 0):.0f}"
-                    f" ms > {slo.get('ttft_ms')} ms ({why})")
+        bits.append(f"TTFT-bound: at {fail['users']} users {fail.get('meets_ttft', 0):.0%} of "
+                    f"measured requests meet TTFT <= {slo.get('ttft_ms')} ms (run p90 "
+                    f"{fail.get('ttft_ms_p90', 0):.0f} ms; {why})")
     if best is None:
         bits[0] = "no load meets the SLO; " + bits[0]
     elif best["users"] >= cap:
