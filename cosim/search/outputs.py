@@ -81,6 +81,7 @@ def best_document(outcomes: list[Outcome], kinds: list[str], objective: str,
         doc["by_kind"][kind] = _entry(o)
     o = best_of(outcomes, None, objective)
     doc["overall"] = _entry(o) if o is not None else {"answer": "infeasible"}
+    doc["static_vs_simulated"] = ranking_disagreement(outcomes, kinds, objective)
     confirmed = [x for x in outcomes if x.confirm is not None and x.best is not None]
     if confirmed:
         key = "output_tok_s_per_gpu"
@@ -96,6 +97,28 @@ def best_document(outcomes: list[Outcome], kinds: list[str], objective: str,
             "still_meets_slo": {x.cand.kind: (x.confirm.get("attainment") or 0.0)
                                 >= target for x in confirmed}}
     return doc
+
+
+def ranking_disagreement(outcomes: list[Outcome], kinds: list[str],
+                         objective: str) -> dict[str, Any]:
+    """Per kind: of the pairs of simulated candidates, how many the static bound orders
+    differently from the simulated objective (a candidate meeting the SLO at no load scores
+    lowest)."""
+    out: dict[str, Any] = {}
+    for kind in kinds:
+        sims = [o for o in outcomes if o.cand.kind == kind and o.stage == "simulated"]
+        pairs = discordant = 0
+        for i, a in enumerate(sims):
+            for b in sims[i + 1:]:
+                da = a.bound_tok_s_per_gpu - b.bound_tok_s_per_gpu
+                db = objective_value(a.best, objective) - objective_value(b.best, objective)
+                if da == 0 or db == 0 or db != db:
+                    continue
+                pairs += 1
+                discordant += (da > 0) != (db > 0)
+        out[kind] = {"simulated": len(sims), "pairs": pairs, "discordant": discordant,
+                     "fraction": discordant / pairs if pairs else None}
+    return out
 
 
 def _common_reason(mine: list[Outcome]) -> str:
