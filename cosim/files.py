@@ -62,3 +62,19 @@ def write_atomic(path: str | Path, write: Callable[[Path], object]) -> None:
     path = Path(path)
     with StagedFiles(path.parent) as files:
         write(files.stage(path.name))
+
+
+def update_generated(path: str | Path, begin: str, end: str, body: str, check: bool) -> int:
+    """Put `body` between the `begin` and `end` marker lines of a docs page.
+
+    With `check`, write nothing and return 1 when the page differs from what it would become
+    (a staleness test's answer); else write it and return 0.
+    """
+    path = Path(path)
+    text = path.read_text()
+    i, j = text.index(begin) + len(begin), text.index(end)
+    new = text[:i] + "\n" + body + "\n" + text[j:]
+    if check:
+        return 0 if new == text else 1
+    path.write_text(new)
+    return 0

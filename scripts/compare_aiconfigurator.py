@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import cosim
+from cosim.files import update_generated
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "search.md"
 BEGIN = "<!-- GENERATED: scripts/compare_aiconfigurator.py -->"
@@ -46,14 +47,7 @@ def render() -> str:
 
 
 def main(argv: list[str]) -> int:
-    text = DOC.read_text()
-    i, j = text.index(BEGIN) + len(BEGIN), text.index(END)
-    new = text[:i] + "\n" + render() + "\n" + text[j:]
-    if "--check" in argv:
-        return 0 if new == text else 1
-    DOC.write_text(new)
-    return 0
-
+    return update_generated(DOC, BEGIN, END, render(), "--check" in argv)
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

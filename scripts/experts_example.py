@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from cosim.experts import expected_touched, expert_load, place_experts
+from cosim.files import update_generated
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "experts.md"
 BEGIN, END = "<!-- GENERATED: scripts/experts_example.py -->", "<!-- END GENERATED -->"
@@ -38,14 +39,7 @@ def render() -> str:
 
 
 def main(argv: list[str]) -> int:
-    text = DOC.read_text()
-    i, j = text.index(BEGIN) + len(BEGIN), text.index(END)
-    new = text[:i] + "\n" + render() + "\n" + text[j:]
-    if "--check" in argv:
-        return 0 if new == text else 1
-    DOC.write_text(new)
-    return 0
-
+    return update_generated(DOC, BEGIN, END, render(), "--check" in argv)
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

@@ -175,6 +175,16 @@ def ep_pipeline(num_layers: int, micro_batches: int, t_attention, t_dispatch, t_
     return layered_pipeline(EP_STAGES, d, tr)
 
 
+def _steady_shift(state: list[float], prev_state: list[float]) -> float | None:
+    """The common shift c when every entry of `state` is `prev_state`'s plus c (to 1e-12
+    relative): the pipeline has reached its steady state, later identical layers repeat it."""
+    c = state[0] - prev_state[0]
+    tol = 1e-12 * max(1.0, abs(state[-1]))
+    if all(abs(x - y - c) <= tol for x, y in zip(state, prev_state, strict=True)):
+        return c
+    return None
+
+
 def schedule_pipeline(p: LayeredPipeline) -> Schedule:
     """Schedule a layered pipeline; same result as graph.schedule(p.graph()), faster.
 
@@ -231,9 +241,8 @@ def schedule_pipeline(p: LayeredPipeline) -> Schedule:
             state = ready + [free[r] for r in used_l]
             layer += 1
             if prev_state is not None and layer < run_end:
-                c = state[0] - prev_state[0]
-                tol = 1e-12 * max(1.0, abs(state[-1]))
-                if all(abs(x - y - c) <= tol for x, y in zip(state, prev_state, strict=True)):
+                c = _steady_shift(state, prev_state)
+                if c is not None:
                     n_more = run_end - layer
                     j = np.arange(1, n_more + 1, dtype=np.float64)[:, None, None] * c
                     start[layer:run_end] = start[layer - 1][None] + j
@@ -294,9 +303,8 @@ def chain_makespan(num_layers: int, stage_times: list[list[float]]) -> float:
         state = ready + [free[s] for s in used]
         layer += 1
         if prev_state is not None and layer < L:
-            c = state[0] - prev_state[0]
-            tol = 1e-12 * max(1.0, abs(state[-1]))
-            if all(abs(x - y - c) <= tol for x, y in zip(state, prev_state, strict=True)):
+            c = _steady_shift(state, prev_state)
+            if c is not None:
                 n_more = L - layer
                 return max(x + float(n_more) * c for x in ready)
         prev_state = state

@@ -10,7 +10,6 @@ the same prefix, so they map directly onto the KV cache's block hashes.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from cosim.config.workload import WorkloadConfig
 from cosim.files import write_atomic
 from cosim.workload.requests import RequestTable
 from cosim.workload.traces import detect_format, read_bailian, read_csv_trace
+from cosim.workload.traces.records import json_lines, request_fields
 
 REQUIRED = ("timestamp", "input_length", "output_length")
 
@@ -35,15 +35,6 @@ def resolve_trace_path(path: str) -> Path:
     return data_dir("traces") / p
 
 
-def _int_field(rec: dict, key: str, where: str, minimum: int) -> int:
-    v = rec.get(key)
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v != int(v):
-        raise ConfigError(f"{where}: {key}", f"expected an integer, got {v!r}")
-    if v < minimum:
-        raise ConfigError(f"{where}: {key}", f"must be >= {minimum}, got {v}")
-    return int(v)
-
-
 def read_trace(path: str | Path, block_tokens: int = 512, max_requests: int = 0,
                max_context: int = 0, time_scale: float = 1.0) -> RequestTable:
     """Read a Mooncake-style JSONL trace into a RequestTable (one session per line).
@@ -51,57 +42,15 @@ def read_trace(path: str | Path, block_tokens: int = 512, max_requests: int = 0,
     Errors name the file, line and key. `max_context` > 0 rejects requests that do not fit.
     """
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError("workload.trace.path", f"trace file not found: {path}")
     ts, isl, osl, ptr, ids, linenos = [], [], [], [0], [], []
-    with path.open("rb") as f:
-        for lineno, raw in enumerate(f, start=1):
-            if max_requests and len(ts) >= max_requests:
-                break
-            where = f"{path}:{lineno}"
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as e:
-                raise ConfigError(where, f"not UTF-8 (byte {e.start + 1}: {e.reason})") from None
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ConfigError(where, f"not valid JSON ({e.msg})") from None
-            except RecursionError:
-                raise ConfigError(where, "not a trace record (JSON nested too deep)") from None
-            except ValueError as e:  # e.g. an integer literal beyond Python's digit limit
-                raise ConfigError(where, f"not a trace record ({str(e).splitlines()[0]})") \
-                    from None
-            linenos.append(lineno)
-            if not isinstance(rec, dict):
-                raise ConfigError(where, "each line must be a JSON object")
-            for key in REQUIRED:
-                if key not in rec:
-                    raise ConfigError(f"{where}: {key}", "missing")
-            t = rec["timestamp"]
-            if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or t < 0:
-                raise ConfigError(f"{where}: timestamp", f"must be a number >= 0 (ms), got {t!r}")
-            i = _int_field(rec, "input_length", where, 1)
-            o = _int_field(rec, "output_length", where, 1)
-            if max_context and i + o > max_context:
-                raise ConfigError(f"{where}: input_length",
-                                  f"input {i} + output {o} tokens exceed the model context of "
-                                  f"{max_context} tokens")
-            h = rec.get("hash_ids", [])
-            if not isinstance(h, list) or not all(isinstance(x, int) and not isinstance(x, bool)
-                                                  and 0 <= x < 1 << 52 for x in h):
-                raise ConfigError(f"{where}: hash_ids", "must be a list of integers in [0, 2**52)")
-            if len(h) > -(-i // block_tokens):
-                raise ConfigError(f"{where}: hash_ids",
-                                  f"{len(h)} ids for {i} input tokens is more than one per "
-                                  f"{block_tokens}-token block (workload.trace.block_tokens)")
-            ts.append(float(t) / 1000.0 * time_scale)
-            isl.append(i)
-            osl.append(o)
-            ids.extend(h)
-            ptr.append(len(ids))
+    for lineno, where, rec in json_lines(path, max_requests):
+        linenos.append(lineno)
+        t, i, o, h = request_fields(rec, where, REQUIRED, max_context, block_tokens, "ms")
+        ts.append(t / 1000.0 * time_scale)
+        isl.append(i)
+        osl.append(o)
+        ids.extend(h)
+        ptr.append(len(ids))
     n = len(ts)
     if n == 0:
         raise ConfigError("workload.trace.path", f"{path} holds no requests")

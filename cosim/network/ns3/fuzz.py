@@ -21,16 +21,10 @@ from cosim.network.ns3.client import topology_arrays
 
 
 @dataclass(frozen=True)
-class Context:
-    """A valid topology and batch the families start from (and break)."""
+class Context(wire.TopologySpec):
+    """A valid topology (the server's own TopologySpec) and batches the families start from
+    (and break)."""
 
-    num_nodes: int
-    num_gpus: int
-    link_src: np.ndarray
-    link_dst: np.ndarray
-    link_bps: np.ndarray
-    link_latency_ps: np.ndarray
-    digest: str
     routes: Callable  # (src, dst) -> (indptr, links), as FabricGraph.routes
 
     def topology_arrays(self) -> dict[str, np.ndarray]:
