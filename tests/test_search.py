@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 from omegaconf import OmegaConf
@@ -154,3 +156,35 @@ def test_static_slo_infeasible_is_never_feasible_when_simulated(small_search, tm
             continue  # not pruned at this SLO
         loaded = evaluate(tight, c, 4, 16, tmp_path, 0.25)
         assert loaded["attainment"] < s.slo_attainment, c.words
+
+
+def _cli(*args: str, cwd) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", "from cosim.cli import search_main; search_main()",
+                           *args], cwd=cwd, capture_output=True, text=True, timeout=600)
+
+
+def test_cosim_search_app_writes_its_outputs_and_resumes(tmp_path):
+    out = tmp_path / "run"
+    args = (*BASE, "slo.ttft_ms=1000", "slo.tpot_ms=40", "search.gpus=8", "search.kinds=[chunked]",
+            "search.space.instance_gpus=[8]", "search.space.tp=[1,8]", "search.requests=16",
+            "search.static_requests=2", "search.bisection_steps=1", "search.max_users=4",
+            "search.jobs=1", f"hydra.run.dir={out}")
+    first = _cli(*args, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-2000:]
+    doc = json.loads((out / "best.json").read_text())
+    assert doc["stats"]["candidates"] == 2 and doc["stats"]["cached"] == 0
+    assert doc["by_kind"]["chunked"]["answer"] in ("feasible", "infeasible")
+    again = _cli(*args, cwd=tmp_path)
+    assert again.returncode == 0
+    doc2 = json.loads((out / "best.json").read_text())
+    assert doc2["stats"]["cached"] == doc2["stats"]["simulations"] > 0  # all reused
+    assert doc2["by_kind"] == doc["by_kind"]
+
+
+def test_cosim_search_bad_input_is_one_line_and_exit_2(tmp_path):
+    r = _cli("search.kinds=[chunked,nope]", f"hydra.run.dir={tmp_path}", cwd=tmp_path)
+    assert r.returncode == 2
+    assert r.stderr.strip().count("\n") == 0 and "search.kinds" in r.stderr
+    r = _cli("hardware=h800", "search.objective=usd_per_mtok", f"hydra.run.dir={tmp_path}",
+             cwd=tmp_path)
+    assert r.returncode == 2 and "hardware.usd_per_gpu_hour" in r.stderr

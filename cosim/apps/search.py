@@ -14,6 +14,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from cosim.config import to_object
+from cosim.config.errors import ConfigError
 from cosim.model.spec import ModelSpec
 from cosim.search.driver import run_search
 from cosim.search.outputs import terminal_table, write_all
@@ -31,6 +32,9 @@ def search_task(cfg: DictConfig) -> dict:
     obj = to_object(cfg)
     s = obj.search
     s.validate("search")
+    if s.objective == "usd_per_mtok" and obj.hardware.usd_per_gpu_hour is None:
+        raise ConfigError("search.objective", f"usd_per_mtok needs a price: hardware "
+                          f"{obj.hardware.name} has none; set hardware.usd_per_gpu_hour")
     if not any(o.startswith(("topology.num_nodes", "topology.num_gpus")) for o in base):
         # the fabric must hold the whole budget (a topology file's default may be 2 servers)
         per = obj.topology.gpus_per_node

@@ -72,7 +72,6 @@ class SearchConfig:
     # running_per_gpu x tp (a TP group shares one batch), capped by what the KV cache holds.
     running_per_gpu: int = 64
     confirm: str = "none"  # ns3: re-run each kind's best with the packet-level fabric
-    seed: int = 0
 
     def validate(self, prefix: str = "search") -> None:
         require(isinstance(self.gpus, int) and self.gpus >= 1, f"{prefix}.gpus",
