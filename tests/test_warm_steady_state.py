@@ -1,0 +1,88 @@
+"""Steady state (issue 9): a warm-up window left out of the metrics (metrics.warmup_s /
+metrics.warmup_requests) and shared prefixes resident at the start (workload.warm_prefixes)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from test_serving_system import run
+
+from cosim.config import ConfigError
+from cosim.metrics import WINDOW_KEYS, warmup_mask
+from cosim.serving.kv_cache import KVCache
+
+CHAT = ["workload=chat", "workload.num_requests=120", "workload.arrival.rate_per_s=30"]
+
+
+def test_warmup_mask_takes_the_window_and_the_first_requests_by_arrival():
+    arrival = np.array([3.0, 0.0, 1.0, 0.5, 2.0])
+    assert warmup_mask(arrival, 0.0, 0).tolist() == [False] * 5
+    assert warmup_mask(arrival, 1.0, 0).tolist() == [False, True, False, True, False]
+    assert warmup_mask(arrival, 0.0, 3).tolist() == [False, True, True, True, False]
+    assert warmup_mask(arrival, 0.6, 1).tolist() == [False, True, False, True, False]
+
+
+def test_a_zero_window_changes_no_figure():
+    base = run(CHAT).summary
+    zero = run([*CHAT, "metrics.warmup_s=0", "metrics.warmup_requests=0"]).summary
+    skip = {"sim_wall_s"}
+    assert {k: v for k, v in zero.items() if k not in skip} == \
+        {k: v for k, v in base.items() if k not in skip}
+    assert base["warmup_excluded_requests"] == 0 and "including_warmup" not in base
+    assert base["warm_prefix_blocks"] == 0
+
+
+def test_the_warmup_window_leaves_out_the_early_requests():
+    res = run([*CHAT, "metrics.warmup_requests=40", "slo=loose"])
+    s, req = res.summary, res.requests
+    early = warmup_mask(req.arrival_s.to_numpy(), 0.0, 40)
+    assert s["warmup_excluded_requests"] == early.sum() == 40
+    kept = req[~early]
+    assert s["ttft_ms_p90"] == pytest.approx(np.percentile(kept.ttft_s, 90) * 1e3)
+    span = kept.finish_s.max() - kept.arrival_s.min()
+    assert s["simulated_s"] == pytest.approx(span)
+    assert s["output_tok_s"] == pytest.approx(kept.output_tokens.sum() / span)
+    assert s["slo_attainment"] == pytest.approx(kept.meets_slo.mean())
+    assert s["goodput_tok_s"] == pytest.approx(kept.output_tokens[kept.meets_slo].sum() / span)
+    assert s["prefix_hit_rate"] == pytest.approx(kept.cached_tokens.sum() / kept.prompt_tokens.sum())
+    assert s["requests_completed"] == len(req)  # whole-run counts stay whole-run
+    full = s["including_warmup"]
+    assert set(full) == set(WINDOW_KEYS)
+    assert full["ttft_ms_p90"] == pytest.approx(np.percentile(req.ttft_s, 90) * 1e3)
+    assert full["simulated_s"] == pytest.approx(req.finish_s.max() - req.arrival_s.min())
+
+    by_time = run([*CHAT, "metrics.warmup_s=1.0"]).summary
+    t0 = req.arrival_s.min()
+    assert by_time["warmup_excluded_requests"] == int((req.arrival_s < t0 + 1.0).sum()) > 0
+
+
+def test_kv_warm_places_whole_chains_while_blocks_are_free():
+    kv = KVCache(5, 16)
+    assert kv.warm([[1, 2, 3], [4, 5, 6]]) == 5  # second chain: its leading two blocks
+    kv.check()
+    assert kv.free == 0 and kv.available == 5 and kv.hit_blocks == 0
+    assert kv.match([4, 5, 6]) == (2, 2)
+    assert kv.allocate(1)  # evicts a tail first: chain 1's last block (LRU order)
+    assert kv.match([1, 2, 3]) == (2, 2)
+    kv.check()
+    assert kv.warm([[1, 2, 3]]) == 0  # nothing free: nothing placed
+
+
+def test_warm_prefixes_raise_the_prefix_hit_rate_of_a_short_run():
+    short = ["workload=chat", "workload.num_requests=40", "workload.arrival.rate_per_s=30"]
+    cold = run(short).summary
+    warm = run([*short, "workload.warm_prefixes=true"]).summary
+    assert warm["warm_prefix_blocks"] > 0
+    assert warm["prefix_hit_rate"] > cold["prefix_hit_rate"]
+    assert warm["requests_completed"] == cold["requests_completed"] == 40
+
+
+@pytest.mark.parametrize("override, field", [
+    ("workload.warm_prefixes=true workload.prefix_pool=0", "workload.warm_prefixes"),
+    ("metrics.warmup_s=-1", "metrics.warmup_s"),
+    ("metrics.warmup_requests=-3", "metrics.warmup_requests"),
+])
+def test_bad_values_name_the_field(override, field):
+    with pytest.raises(ConfigError) as e:
+        run([*CHAT, *override.split()])
+    assert str(e.value).startswith(field + ":")
