@@ -86,3 +86,21 @@ def test_bad_values_name_the_field(override, field):
     with pytest.raises(ConfigError) as e:
         run([*CHAT, *override.split()])
     assert str(e.value).startswith(field + ":")
+
+
+@pytest.mark.parametrize("kind", ["pd", "afd", "pd_afd"])
+def test_warm_prefixes_reach_the_entry_instances_of_every_kind(kind):
+    from disagg_toy_cost import ToyStepCost, config, toy_factory
+
+    from cosim.serving.simulation import run_simulation
+
+    toy = toy_factory(ToyStepCost(2e-3, 1e-5, 3e-3, 1e-5))
+    common = [f"deployment={kind}", "workload=chat", "workload.num_requests=24",
+              "workload.output_tokens.mean=16",
+              "deployment.comm.model=alpha_beta", "topology.num_nodes=3"]
+    cold = run_simulation(config(common), step_cost_factory=toy).summary
+    warm = run_simulation(config([*common, "workload.warm_prefixes=true"]),
+                          step_cost_factory=toy).summary
+    assert warm["warm_prefix_blocks"] > 0 and cold["warm_prefix_blocks"] == 0
+    assert warm["prefix_hit_rate"] > cold["prefix_hit_rate"]
+    assert warm["requests_completed"] == 24
