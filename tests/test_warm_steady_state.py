@@ -104,3 +104,13 @@ def test_warm_prefixes_reach_the_entry_instances_of_every_kind(kind):
     assert warm["warm_prefix_blocks"] > 0 and cold["warm_prefix_blocks"] == 0
     assert warm["prefix_hit_rate"] > cold["prefix_hit_rate"]
     assert warm["requests_completed"] == 24
+
+
+def test_a_window_over_every_request_leaves_no_figure_and_valid_json():
+    import json
+
+    s = run(["workload=chat", "workload.num_requests=30", "metrics.warmup_requests=1000"]).summary
+    assert s["warmup_excluded_requests"] == 30 == s["requests_completed"]
+    assert s["output_tok_s"] is None and s["ttft_ms_p50"] is None and s["slo_attainment"] is None
+    assert s["including_warmup"]["output_tok_s"] > 0
+    json.dumps(s, allow_nan=False)
