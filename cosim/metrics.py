@@ -18,6 +18,15 @@ Definitions (times in seconds inside, milliseconds in summary names ending in _m
   asked the network for, by what answered them (the run's memo, the result cache's LRU or
   sqlite, or the backend: a miss); network_cache_hit_rate = hits / lookups
   (cosim.serving.network_lookups)
+- warm-up window (metrics.warmup_s / metrics.warmup_requests): requests arriving before
+  warmup_s after the first arrival, and the first warmup_requests requests by arrival, are
+  left out of every request figure above (throughputs, simulated_s, latencies, SLO,
+  goodput, prefix_hit_rate); simulated_s then runs from the first measured arrival to the last
+  measured finish. requests_total, requests_completed, preemptions and the iteration figures
+  cover the whole run. warmup_excluded_requests says how many were left out and
+  `including_warmup` gives the throughput / latency / SLO figures over all requests.
+- warm_prefix_blocks: KV blocks of shared prefixes made resident before the run
+  (workload.warm_prefixes; cosim.serving.kv_cache.KVCache.warm)
 - comm_exposed_fraction (every kind; from the deployment's summary_extras): share of the
   iteration time spent in communication that no compute hides
 """
@@ -129,6 +138,59 @@ def cost_fields(usd_per_gpu_hour: float | None, num_gpus: int, output_tok_s: flo
             "usd_per_mtok": per_hour / (output_tok_s * 3600.0) * 1e6 if ok else None}
 
 
+def warmup_mask(arrival: np.ndarray, warmup_s: float, warmup_requests: int) -> np.ndarray:
+    """True for requests inside the warm-up window (arrival before first arrival + warmup_s,
+    or among the first warmup_requests by arrival; ties by request id)."""
+    out = np.zeros(arrival.shape, dtype=bool)
+    if not arrival.size:
+        return out
+    if warmup_s > 0:
+        out |= arrival < np.nanmin(arrival) + warmup_s
+    if warmup_requests > 0:
+        order = np.argsort(arrival, kind="stable")
+        out[order[:warmup_requests]] = True
+    return out
+
+
+WINDOW_KEYS = ("simulated_s", "input_tok_s", "output_tok_s", "output_tok_s_per_gpu",
+               "total_tok_s_per_gpu", "ttft_ms_p50", "ttft_ms_p90", "ttft_ms_p99",
+               "tpot_ms_p50", "tpot_ms_p90", "tpot_ms_p99", "e2e_ms_p50", "e2e_ms_p99",
+               "slo_attainment", "goodput_tok_s", "prefix_hit_rate")
+
+
+def _request_figures(req: pd.DataFrame, gpus: int) -> dict:
+    """Throughput, latency, SLO and prefix-hit figures of the requests in `req`."""
+    done = np.isfinite(req["finish_s"].to_numpy())
+    r = req[done]
+    arrival = req["arrival_s"].to_numpy()
+    finish = r["finish_s"].to_numpy()
+    span = float(finish.max() - np.nanmin(arrival)) if done.any() else 0.0
+    inv = span if span > 0 else math.nan
+    in_tok = float(r["prompt_tokens"].sum())
+    out_tok = float(r["output_tokens"].sum())
+    ttft, tpot, e2e = (r[c].to_numpy() for c in ("ttft_s", "tpot_s", "e2e_s"))
+    with np.errstate(divide="ignore"):
+        speed = 1.0 / tpot[np.isfinite(tpot) & (tpot > 0)]
+    good = r["meets_slo"].to_numpy()
+    prompt_all = float(req["prompt_tokens"].sum())
+    return {
+        "simulated_s": span,
+        "input_tok_s": in_tok / inv,
+        "output_tok_s": out_tok / inv,
+        "output_tok_s_per_gpu": out_tok / inv / gpus,
+        "total_tok_s_per_gpu": (in_tok + out_tok) / inv / gpus,
+        "tok_s_per_user_mean": float(speed.mean()) if speed.size else None,
+        "ttft_ms_mean": float(np.nanmean(ttft) * 1e3) if ttft.size else None,
+        "ttft_ms_p50": _pct(ttft, 50), "ttft_ms_p90": _pct(ttft, 90), "ttft_ms_p99": _pct(ttft, 99),
+        "tpot_ms_mean": float(np.nanmean(tpot) * 1e3) if np.isfinite(tpot).any() else None,
+        "tpot_ms_p50": _pct(tpot, 50), "tpot_ms_p90": _pct(tpot, 90), "tpot_ms_p99": _pct(tpot, 99),
+        "e2e_ms_p50": _pct(e2e, 50), "e2e_ms_p99": _pct(e2e, 99),
+        "slo_attainment": float(good.sum() / len(req)) if len(req) else None,
+        "goodput_tok_s": float(r["output_tokens"].to_numpy()[good].sum()) / inv,
+        "prefix_hit_rate": float(req["cached_tokens"].sum()) / prompt_all if prompt_all else 0.0,
+    }
+
+
 def summarize(ctx: Any, dep: Any, req: pd.DataFrame, it: pd.DataFrame, wall_s: float,
               events: int, comm_stats: dict, network: dict | None = None) -> dict:
     """summary.json of a run (see the module docstring for the definitions).
@@ -163,19 +225,11 @@ def summarize(ctx: Any, dep: Any, req: pd.DataFrame, it: pd.DataFrame, wall_s: f
         base.update(dep.summary_extras(req, it))
         return _clean(base)
     done = np.isfinite(req["finish_s"].to_numpy())
-    r = req[done]
-    arrival = req["arrival_s"].to_numpy()
-    finish = r["finish_s"].to_numpy()
-    span = float(finish.max() - np.nanmin(arrival)) if done.any() else 0.0
-    inv = span if span > 0 else math.nan
     gpus = max(int(dep.num_gpus), 1)
-    in_tok = float(r["prompt_tokens"].sum())
-    out_tok = float(r["output_tokens"].sum())
-    ttft, tpot, e2e = (r[c].to_numpy() for c in ("ttft_s", "tpot_s", "e2e_s"))
-    with np.errstate(divide="ignore"):
-        speed = 1.0 / tpot[np.isfinite(tpot) & (tpot > 0)]
-    good = r["meets_slo"].to_numpy()
-    prompt_all = float(req["prompt_tokens"].sum())
+    mcfg = getattr(cfg, "metrics", None)
+    warm = warmup_mask(req["arrival_s"].to_numpy(), float(getattr(mcfg, "warmup_s", 0.0)),
+                       int(getattr(mcfg, "warmup_requests", 0)))
+    fig = _request_figures(req[~warm] if warm.any() else req, gpus)
     comp_src: dict[str, float] = {}
     for cm in dep.cost_models():
         for k, v in cm.source_seconds().items():
@@ -185,22 +239,9 @@ def summarize(ctx: Any, dep: Any, req: pd.DataFrame, it: pd.DataFrame, wall_s: f
     comm = it["comm_s"].to_numpy()
     base.update({
         "requests_completed": int(done.sum()),
-        "simulated_s": span,
-        "input_tok_s": in_tok / inv,
-        "output_tok_s": out_tok / inv,
-        "output_tok_s_per_gpu": out_tok / inv / gpus,
-        "total_tok_s_per_gpu": (in_tok + out_tok) / inv / gpus,
-        "tok_s_per_user_mean": float(speed.mean()) if speed.size else None,
-        "ttft_ms_mean": float(np.nanmean(ttft) * 1e3) if ttft.size else None,
-        "ttft_ms_p50": _pct(ttft, 50), "ttft_ms_p90": _pct(ttft, 90), "ttft_ms_p99": _pct(ttft, 99),
-        "tpot_ms_mean": float(np.nanmean(tpot) * 1e3) if np.isfinite(tpot).any() else None,
-        "tpot_ms_p50": _pct(tpot, 50), "tpot_ms_p90": _pct(tpot, 90), "tpot_ms_p99": _pct(tpot, 99),
-        "e2e_ms_p50": _pct(e2e, 50), "e2e_ms_p99": _pct(e2e, 99),
-        "slo_attainment": float(good.sum() / len(req)) if len(req) else None,
-        "goodput_tok_s": float(r["output_tokens"].to_numpy()[good].sum()) / inv,
+        **fig,
         **cost_fields(getattr(cfg.hardware, "usd_per_gpu_hour", None), int(dep.num_gpus),
-                      out_tok / inv),
-        "prefix_hit_rate": float(req["cached_tokens"].sum()) / prompt_all if prompt_all else 0.0,
+                      fig["output_tok_s"]),
         "preemptions": int(req["preemptions"].sum()),
         "kv_admission_stalls": int(sum(getattr(r, "kv_stalls", 0) for inst in dep.instances
                                        for r in getattr(inst, "ranks", ()))),
@@ -211,10 +252,15 @@ def summarize(ctx: Any, dep: Any, req: pd.DataFrame, it: pd.DataFrame, wall_s: f
         "comm_fraction": float(comm.sum() / dur.sum()) if dur.size and dur.sum() > 0 else 0.0,
         "kv_peak_blocks": int(it["kv_used_blocks"].max()) if len(it) else 0,
         "events": int(events),
+        "warmup_excluded_requests": int(warm.sum()),
+        "warm_prefix_blocks": int(getattr(dep, "warm_prefix_blocks", 0)),
         # run-history facts (cache hits depend on what the on-disk cache held) stay out of
         # `comm`, so that only sim_wall_s and CACHE_HISTORY_KEYS differ between equal runs
         "comm": {**ctx.notes, **comm_stats},
     })
+    if warm.any():
+        full = _request_figures(req, gpus)
+        base["including_warmup"] = {k: full[k] for k in WINDOW_KEYS}
     base.update(_network_fields(network))
     base.update(dep.summary_extras(req, it))
     return _clean(base)

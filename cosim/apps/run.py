@@ -24,6 +24,7 @@ SUMMARY_ROWS = (
     ("feasible", "feasible", "{}"),
     ("num_gpus", "GPUs", "{}"),
     ("requests_completed", "requests completed", "{}"),
+    ("warmup_excluded_requests", "left out as warm-up (metrics.warmup_*)", "{}"),
     ("simulated_s", "simulated time (s)", "{:.2f}"),
     ("output_tok_s", "output tokens/s", "{:,.0f}"),
     ("output_tok_s_per_gpu", "output tokens/s per GPU", "{:,.1f}"),
@@ -110,7 +111,7 @@ def print_summary(summary: dict, out_dir: Path | None = None) -> None:
     t.add_column("value", justify="right")
     for key, label, fmt in SUMMARY_ROWS:
         v = summary.get(key)
-        if v is None:
+        if v is None or (key == "warmup_excluded_requests" and not v):
             continue
         t.add_row(label, fmt.format(v))
     if not summary.get("feasible"):

@@ -7,6 +7,7 @@ unknown keys against these dataclasses; `validate()` checks values and raises
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,7 +16,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 
 from cosim.config.compute import ComputeConfig
 from cosim.config.deployment import DeploymentConfig
-from cosim.config.errors import ConfigError
+from cosim.config.errors import ConfigError, require
 from cosim.config.hardware import HardwareConfig
 from cosim.config.model import ModelConfig
 from cosim.config.network import NetworkConfig
@@ -29,6 +30,7 @@ __all__ = [
     "ConfigError",
     "DeploymentConfig",
     "HardwareConfig",
+    "MetricsConfig",
     "ModelConfig",
     "NetworkConfig",
     "SLOConfig",
@@ -51,6 +53,25 @@ class OutputConfig:
 
 
 @dataclass
+class MetricsConfig:
+    """Which requests the summary statistics cover (cosim.metrics.summarize)."""
+
+    # A warm-up window: requests arriving before warmup_s (seconds after the first arrival),
+    # and the first warmup_requests requests by arrival, are left out of the latency,
+    # SLO, goodput, throughput and prefix-hit figures, so that a run's start (empty queues,
+    # cold caches) does not weigh on its steady state. 0 and 0: every request counts.
+    warmup_s: float = 0.0
+    warmup_requests: int = 0
+
+    def validate(self, prefix: str = "metrics") -> None:
+        ok = isinstance(self.warmup_s, (int, float)) and math.isfinite(self.warmup_s)
+        require(ok and self.warmup_s >= 0, f"{prefix}.warmup_s",
+                f"must be a finite number >= 0, got {self.warmup_s!r}")
+        require(self.warmup_requests >= 0, f"{prefix}.warmup_requests",
+                f"must be >= 0, got {self.warmup_requests}")
+
+
+@dataclass
 class Config:
     """Root config of the `cosim` app (hydra_configs/config.yaml)."""
 
@@ -63,6 +84,7 @@ class Config:
     slo: SLOConfig = MISSING
     compute: ComputeConfig = field(default_factory=ComputeConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
     seed: int = 0
 
 
@@ -119,7 +141,7 @@ def check_unknown_keys(cfg: DictConfig, prefix: str = "") -> None:
 def validate(cfg: Any) -> None:
     """Check values of every group that has a `validate` method; raise ConfigError naming the field."""
     for name in ("model", "hardware", "topology", "deployment", "workload", "network", "slo",
-                 "compute"):
+                 "compute", "metrics"):
         node = getattr(cfg, name, None)
         check = getattr(node, "validate", None)
         if check is not None:

@@ -110,6 +110,13 @@ class WorkloadConfig:
     turns: LengthConfig = field(default_factory=lambda: LengthConfig(mean=1.0))  # requests per session
     # Sessions end before their context would pass this; 0: the model's context length.
     max_context_tokens: int = 0
+    # true: each entry instance's prefix cache starts holding the pool's shared prefixes
+    # (unreferenced, evictable; as many whole-block chains as its free KV blocks take), the
+    # steady state of a server whose system prompts are already cached (SGLang's RadixAttention
+    # and vLLM's automatic prefix caching keep them after their first use:
+    # https://docs.vllm.ai/en/latest/design/prefix_caching.html, Zheng et al. 2024,
+    # arXiv 2312.07104). false: every run starts cold. Needs prefix_pool >= 1 (synthetic).
+    warm_prefixes: bool = False
     arrival: ArrivalConfig = field(default_factory=ArrivalConfig)
     trace: TraceConfig = field(default_factory=TraceConfig)
 
@@ -128,6 +135,9 @@ class WorkloadConfig:
         require(self.prefix_pool >= 0, f"{prefix}.prefix_pool", f"must be >= 0, got {self.prefix_pool}")
         require(self.max_context_tokens >= 0, f"{prefix}.max_context_tokens",
                 f"must be >= 0, got {self.max_context_tokens}")
+        if self.warm_prefixes:
+            require(self.kind == "synthetic" and self.prefix_pool >= 1, f"{prefix}.warm_prefixes",
+                    "needs shared prefixes to warm: a synthetic workload with prefix_pool >= 1")
         self.arrival.validate(f"{prefix}.arrival")
         self.trace.validate(f"{prefix}.trace")
         if self.kind == "trace":

@@ -127,6 +127,33 @@ class KVCache:
         self.private -= private_blocks
         self.free += private_blocks
 
+    def warm(self, chains: list[list[int]]) -> int:
+        """Make prefix chains resident before the run, unreferenced (evictable), as far as the
+        free blocks allow; returns the blocks made resident.
+
+        A chain is a prefix's block hashes from block 0. Chains go in whole or as their leading
+        blocks (a hit needs the chain from block 0), in the order given; each chain's tail is
+        put first into the LRU list, so that eviction strips tails before heads (as `release`).
+        Already registered hashes are skipped. Warm blocks are not prefix hits: `hit_blocks`
+        counts what requests reuse.
+        """
+        refs, lru = self.refs, self.lru
+        placed = 0
+        for chain in chains:
+            fresh = [h for h in chain if h not in refs]
+            take = fresh[:self.free]
+            for h in reversed(take):
+                refs[h] = 0
+                lru[h] = None
+            self.free -= len(take)
+            placed += len(take)
+            if not self.free:
+                break
+        used = self.capacity - self.free
+        if used > self.peak_used:
+            self.peak_used = used
+        return placed
+
     def check(self) -> None:
         """Raise AssertionError if the block accounting is inconsistent."""
         assert self.free >= 0 and self.private >= 0, (self.free, self.private)

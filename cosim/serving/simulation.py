@@ -147,6 +147,8 @@ def prepare(cfg: Any, step_cost_factory: StepCostFactory | None = None,
                      shared=shared)
     try:
         dep = get_deployment(cfg.deployment.kind)(ctx)
+        if dep.feasible and cfg.workload.warm_prefixes:
+            dep.warm_prefix_caches()
     except BaseException:
         if shared.get("backend") is not None:  # e.g. an ns-3 server already started
             shared["backend"].close()

@@ -44,6 +44,16 @@ class BlockHasher:
         self._pool = table.pool_id.tolist()
         self._pool_blocks = (table.pool_tokens // self.block_tokens).tolist()
 
+    def pool_chains(self) -> list[list[int]]:
+        """Block hashes (from block 0) of each shared prefix of the pool that the requests use,
+        by pool id; full blocks only (a partial block is never shared)."""
+        blocks: dict[int, int] = {}
+        for pool, nb in zip(self._pool, self._pool_blocks, strict=True):
+            if pool >= 0 and nb > 0:
+                blocks[pool] = max(blocks.get(pool, 0), nb)
+        return [[(POOL << _KIND_SHIFT) | (pool << _ID_SHIFT) | i for i in range(nb)]
+                for pool, nb in sorted(blocks.items())]
+
     def hashes(self, rid: int, start: int, stop: int) -> list[int]:
         """Hashes of blocks start..stop-1 of request `rid`'s context."""
         if stop <= start:

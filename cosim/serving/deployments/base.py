@@ -72,6 +72,7 @@ class Deployment:
         self.router: Any = None  # picks the instance a new request enters (cosim.serving.router)
         self._costs: dict[tuple, IterationCost] = {}
         self._hashers: dict[int, BlockHasher] = {}
+        self.warm_prefix_blocks = 0  # blocks made resident by warm_prefix_caches()
 
     # --- construction --------------------------------------------------------------------------
     def infeasible(self, reason: str) -> None:
@@ -129,6 +130,17 @@ class Deployment:
         inst = Instance(info, ranks, cost, prefix_routing=prefix_routing)
         inst.end_event = IterationEnd(self, inst)
         return inst
+
+    def warm_prefix_caches(self) -> int:
+        """workload.warm_prefixes: the KV caches of the instances new requests enter (the
+        router's; prefill instances under P/D) start holding the pool's shared prefixes, as
+        far as each rank's free blocks allow (KVCache.warm). Returns the blocks placed."""
+        placed = 0
+        for inst in getattr(self.router, "instances", ()):
+            for rank in inst.ranks:
+                placed += rank.kv.warm(rank.hasher.pool_chains())
+        self.warm_prefix_blocks = placed
+        return placed
 
     # --- running -------------------------------------------------------------------------------
     def start(self, inst: Instance, now: float) -> list:
