@@ -39,6 +39,10 @@ def search_task(cfg: DictConfig) -> dict:
         # the fabric must hold the whole budget (a topology file's default may be 2 servers)
         per = obj.topology.gpus_per_node
         base.append(f"topology.num_gpus={-(-s.gpus // per) * per}")
+    w = obj.workload
+    if (s.warm_prefixes and w.kind == "synthetic" and w.prefix_pool > 0
+            and not any(o.startswith("workload.warm_prefixes") for o in base)):
+        base.append("workload.warm_prefixes=true")
     spec = ModelSpec.from_config(obj.model)
     experts = spec.moe.num_experts if spec.moe is not None else None
     cands = generate_candidates(s, experts)

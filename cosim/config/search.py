@@ -72,6 +72,10 @@ class SearchConfig:
     # running_per_gpu x tp (a TP group shares one batch), capped by what the KV cache holds.
     running_per_gpu: int = 64
     confirm: str = "none"  # ns3: re-run each kind's best with the packet-level fabric
+    # Start every run with the workload's shared prefixes in the prefix caches (steady-state
+    # serving holds its system prompts: vLLM automatic prefix caching, SGLang RadixAttention),
+    # so short runs are not judged on cold first uses; only for workloads with a prefix pool.
+    warm_prefixes: bool = True
 
     def validate(self, prefix: str = "search") -> None:
         require(isinstance(self.gpus, int) and self.gpus >= 1, f"{prefix}.gpus",
