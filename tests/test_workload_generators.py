@@ -11,8 +11,9 @@ from cosim.config.errors import ConfigError
 from cosim.config.workload import ArrivalConfig, LengthConfig, WorkloadConfig
 from cosim.workload.arrivals import WorkloadDriver, session_start_times
 from cosim.workload.block_hashes import BlockHasher
+from cosim.workload.build import build_workload
 from cosim.workload.lengths import sample_lengths
-from cosim.workload.synthetic import build_workload, generate_synthetic
+from cosim.workload.synthetic import generate_synthetic
 
 CTX = 163_840
 
