@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from cosim.config.errors import ConfigError
 from cosim.config.model import ModelConfig
 from cosim.dtypes import DType
+from cosim.errors import ConfigError
 from cosim.model.layout import ParallelLayout
 from cosim.model.spec import FfnKind, MixerKind, ModelSpec, Precision
 from cosim.paths import hydra_config_dir

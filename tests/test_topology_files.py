@@ -7,7 +7,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from cosim.config import register_configs
-from cosim.config.errors import ConfigError
+from cosim.errors import ConfigError
 from cosim.network.topology import (
     TopologyFileError,
     build_fabric,

@@ -7,8 +7,8 @@ import pytest
 
 from cosim.api import compose_config
 from cosim.config import to_object
-from cosim.config.errors import ConfigError
 from cosim.config.workload import ArrivalConfig, LengthConfig, WorkloadConfig
+from cosim.errors import ConfigError
 from cosim.workload.arrivals import WorkloadDriver, session_start_times
 from cosim.workload.block_hashes import BlockHasher
 from cosim.workload.build import build_workload

@@ -20,10 +20,10 @@ import numpy as np
 from omegaconf import MISSING, OmegaConf
 
 from cosim.config.apps import app_schema
-from cosim.config.errors import ConfigError, require
 from cosim.config.network import NetworkConfig
 from cosim.config.topology import TopologyConfig
 from cosim.dtypes import DType
+from cosim.errors import ConfigError, require
 from cosim.network.backend import make_backend
 from cosim.network.fabric import FabricGraph, link_class_rates
 from cosim.network.flows import FlowBatch

@@ -15,13 +15,13 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 
 from cosim.config.compute import ComputeConfig
 from cosim.config.deployment import DeploymentConfig
-from cosim.config.errors import ConfigError
 from cosim.config.hardware import HardwareConfig
 from cosim.config.model import ModelConfig
 from cosim.config.network import NetworkConfig
 from cosim.config.slo import SLOConfig
 from cosim.config.topology import TopologyConfig
 from cosim.config.workload import WorkloadConfig
+from cosim.errors import ConfigError
 
 __all__ = [
     "ComputeConfig",

@@ -12,8 +12,8 @@ from typing import Any
 
 from omegaconf import MISSING
 
-from cosim.config.errors import require
 from cosim.dtypes import DType
+from cosim.errors import require
 
 FP8_SCALINGS = ("block", "tensor")
 FP4_FORMATS = ("nvfp4", "mxfp4")

@@ -21,8 +21,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from cosim.config.errors import ConfigError
 from cosim.dtypes import DType, dtype_bytes
+from cosim.errors import ConfigError
 from cosim.model.layout import ParallelLayout
 from cosim.model.operators import Operator, OpKind, Phase
 from cosim.model.spec import (

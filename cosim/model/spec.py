@@ -20,8 +20,8 @@ from enum import Enum
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from cosim.config.errors import ConfigError
 from cosim.dtypes import DType, dtype_bytes
+from cosim.errors import ConfigError
 
 if TYPE_CHECKING:
     from cosim.config.model import ModelConfig

@@ -15,8 +15,8 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from cosim.config.errors import ConfigError
 from cosim.config.topology import TopologyConfig
+from cosim.errors import ConfigError
 from cosim.network.fabric import (
     FABRIC,
     GPU,

@@ -10,7 +10,7 @@ from typing import Any
 
 import pandas as pd
 
-from cosim.config.errors import ConfigError
+from cosim.errors import ConfigError
 from cosim.model.layout import ParallelLayout
 from cosim.serving.comm import AlphaBetaComm, LinkFigures, NoComm, TrafficShape
 from cosim.serving.deployments import get_deployment

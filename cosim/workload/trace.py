@@ -15,10 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
-from cosim.config.errors import ConfigError
 from cosim.config.workload import WorkloadConfig
+from cosim.errors import ConfigError
 from cosim.files import write_atomic
+from cosim.paths import data_dir
 from cosim.workload.arrivals import session_start_times
+from cosim.workload.block_hashes import BlockHasher
 from cosim.workload.requests import RequestTable
 from cosim.workload.traces import detect_format, read_bailian, read_csv_trace
 from cosim.workload.traces.records import json_lines, request_fields
@@ -31,8 +33,6 @@ def resolve_trace_path(path: str) -> Path:
     p = Path(path).expanduser()
     if p.is_absolute() or p.exists():
         return p
-    from cosim.paths import data_dir
-
     return data_dir("traces") / p
 
 
@@ -115,8 +115,6 @@ def trace_hash_ids(table: RequestTable, block_tokens: int = 512) -> list[list[in
     Full blocks take their content hash (cosim.workload.block_hashes); a partial last block
     gets an id of its own. Ids are numbered in order of first appearance, as in Mooncake.
     """
-    from cosim.workload.block_hashes import BlockHasher
-
     hasher = BlockHasher(table, block_tokens)
     names: dict[int, int] = {}
     out = []
