@@ -20,6 +20,7 @@ from cosim.config.model import ModelConfig
 from cosim.config.network import NetworkConfig
 from cosim.config.slo import SLOConfig
 from cosim.config.topology import TopologyConfig
+from cosim.config.topology_files import register_topologies
 from cosim.config.workload import WorkloadConfig
 from cosim.errors import ConfigError
 
@@ -79,9 +80,7 @@ def register_configs() -> None:
     from cosim.config import apps  # noqa: F401  (registers the inspection apps' schemas)
 
     apps.register(cs)
-    # Topologies live in topologies/*.yaml and register themselves into group `topology`.
-    from cosim.network.topology import register_topologies
-
+    # Topologies live in topologies/*.yaml; each file is an option of group `topology`.
     register_topologies(cs)
     _registered = True
 
