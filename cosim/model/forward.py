@@ -23,15 +23,15 @@ from typing import Any
 
 from cosim.dtypes import DType, dtype_bytes
 from cosim.errors import ConfigError
-from cosim.model.layout import ParallelLayout
-from cosim.model.operators import Operator, OpKind, Phase
-from cosim.model.spec import (
+from cosim.model.architecture import (
     DSA_INDEXER_QUANT_BLOCK,
     DSA_INDEXER_SCALE_BYTES,
     FfnKind,
     MixerKind,
-    ModelSpec,
 )
+from cosim.model.layout import ParallelLayout
+from cosim.model.operators import Operator, OpKind, Phase
+from cosim.model.spec import ModelSpec
 
 STAGE_ATTENTION = "attention"
 STAGE_FFN = "ffn"
