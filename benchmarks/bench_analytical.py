@@ -15,10 +15,11 @@ import time
 
 import numpy as np
 
+from cosim.config.topology_files import get_topology
 from cosim.network.analytical import AnalyticalBackend
 from cosim.network.cache import bucket_sizes
 from cosim.network.flows import FlowBatch
-from cosim.network.topology import build_fabric, get_topology
+from cosim.network.topology import build_fabric
 from cosim.traffic.all_to_all import all_to_all_flows
 from cosim.traffic.ep_alltoall import ep_flows
 

@@ -22,11 +22,12 @@ import time
 
 import numpy as np
 
+from cosim.config.topology_files import get_topology
 from cosim.network.analytical import AnalyticalBackend
 from cosim.network.flows import FlowBatch
 from cosim.network.ns3 import wire
 from cosim.network.ns3.client import Ns3Backend, topology_arrays
-from cosim.network.topology import build_fabric, get_topology
+from cosim.network.topology import build_fabric
 
 
 def all_to_all(n: int, size: int) -> FlowBatch:

@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 from omegaconf import DictConfig
 
-from cosim.config.errors import ConfigError
+from cosim.errors import ConfigError
 
 
 @dataclass

@@ -66,7 +66,7 @@ def search_main() -> None:
 
 def microbench_main() -> None:
     """`cosim-microbench ...`: time one communication pattern on a backend, JSON out."""
-    from cosim.network.microbench import microbench_task
+    from cosim.apps.microbench import microbench_task
 
     _run_hydra(microbench_task, "microbench")
 

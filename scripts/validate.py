@@ -82,7 +82,7 @@ def compose(config_name: str, overrides: list[str]) -> Any:
 def microbench(overrides: list[str]) -> dict[str, Any]:
     from omegaconf import OmegaConf
 
-    from cosim.network.microbench import run_microbench
+    from cosim.apps.microbench import run_microbench
 
     return run_microbench(OmegaConf.to_object(compose("microbench", overrides)))
 

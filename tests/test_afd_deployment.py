@@ -150,7 +150,7 @@ def test_iteration_mode_couples_the_timeline_with_the_network():
     ("deployment.roles.attention.layout.ep=8", "deployment.roles.attention.layout.ep"),
 ])
 def test_bad_afd_config_names_the_field(override, field):
-    from cosim.config.errors import ConfigError
+    from cosim.errors import ConfigError
 
     with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
         run_simulation(config(["deployment=afd", *FIXED, override]),
@@ -159,7 +159,7 @@ def test_bad_afd_config_names_the_field(override, field):
 
 def test_config_validation_checks_the_roles_before_anything_is_built():
     from cosim.config import validate
-    from cosim.config.errors import ConfigError
+    from cosim.errors import ConfigError
 
     with pytest.raises(ConfigError, match=r"deployment\.roles\.ffn\.count"):
         validate(config(["deployment=afd", "deployment.roles.ffn.count=2"]))
@@ -196,7 +196,7 @@ def test_micro_batch_cost_linear_split_divides_the_full_batch_latency_floor():
 
 
 def test_bad_micro_batch_cost_names_the_field():
-    from cosim.config.errors import ConfigError
+    from cosim.errors import ConfigError
 
     with pytest.raises(ConfigError, match=r"deployment\.micro_batch_cost"):
         run_simulation(config(["deployment=afd", *FIXED, "deployment.micro_batch_cost=fast"]),

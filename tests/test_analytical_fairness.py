@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from cosim.config.topology_files import get_topology
 from cosim.network.analytical import AnalyticalBackend, maxmin_rates, padded_paths
 from cosim.network.fabric import NVLINK, FabricGraph, link_bytes
 from cosim.network.flows import FlowBatch
-from cosim.network.topology import build_fabric, get_topology
+from cosim.network.topology import build_fabric
 from cosim.traffic.all_to_all import all_to_all_flows
 
 

@@ -14,7 +14,7 @@ from test_serving_system import toy
 
 import cosim
 from cosim.apps.run import write_outputs
-from cosim.config.errors import ConfigError
+from cosim.errors import ConfigError
 
 OUTPUTS = ("summary.json", "requests.parquet", "iterations.parquet")
 

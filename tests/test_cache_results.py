@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 
 from cosim.config.network import NetworkConfig
+from cosim.config.topology_files import get_topology
 from cosim.network.analytical import AnalyticalBackend
 from cosim.network.backend import make_backend
 from cosim.network.cache import CachedBackend, ResultCache, bucket_sizes
 from cosim.network.flows import FlowBatch
-from cosim.network.topology import build_fabric, get_topology
+from cosim.network.topology import build_fabric
 
 
 @pytest.fixture(scope="module")

@@ -14,9 +14,9 @@ from omegaconf import OmegaConf
 from cosim.compute import ComputeModel, estimate
 from cosim.compute.roofline import work
 from cosim.config.compute import ComputeConfig
-from cosim.config.errors import ConfigError
 from cosim.config.hardware import HardwareConfig
 from cosim.config.model import ModelConfig
+from cosim.errors import ConfigError
 from cosim.model.forward import forward_operators
 from cosim.model.layout import ParallelLayout
 from cosim.model.operators import Operator, OpKind, Phase

@@ -13,7 +13,7 @@ from cosim.compute.tables import (
     shipped_files,
 )
 from cosim.config.compute import ComputeConfig
-from cosim.config.errors import ConfigError
+from cosim.errors import ConfigError
 
 
 @pytest.mark.parametrize("framework,version", [("trtllm", "1.3.0rc20"), ("sglang", "0.5.14"),

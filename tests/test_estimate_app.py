@@ -12,7 +12,7 @@ from hydra import compose, initialize_config_dir
 
 from cosim.apps.estimate import estimate_task, run_estimate
 from cosim.config import register_configs, to_object
-from cosim.config.errors import ConfigError
+from cosim.errors import ConfigError
 from cosim.paths import hydra_config_dir
 
 

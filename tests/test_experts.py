@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from cosim.config.errors import ConfigError
+from cosim.errors import ConfigError
 from cosim.experts import expected_touched, expected_touched_per_gpu, expert_load, place_experts
 
 PROFILE = "traces/expert_load/synthetic_256x4.csv"

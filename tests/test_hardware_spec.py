@@ -8,8 +8,8 @@ import aiconfigurator_core
 import pytest
 from omegaconf import OmegaConf
 
-from cosim.config.errors import ConfigError
 from cosim.config.hardware import HardwareConfig
+from cosim.errors import ConfigError
 from cosim.hardware import GPUSpec
 from cosim.paths import hydra_config_dir
 

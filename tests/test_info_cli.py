@@ -74,7 +74,7 @@ def test_info_task_every_model(name, capsys):
 
 
 def test_info_task_missing_hf_field_names_it():
-    from cosim.config.errors import ConfigError
+    from cosim.errors import ConfigError
 
     with pytest.raises(ConfigError) as e:
         info_task(_compose("model=qwen3_235b", "~model.hf_config.num_experts_per_tok"))

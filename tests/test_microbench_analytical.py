@@ -9,9 +9,9 @@ import sys
 import pytest
 from hydra import compose, initialize_config_dir
 
+from cosim.apps.microbench import microbench_task
 from cosim.config import register_configs
-from cosim.config.errors import ConfigError
-from cosim.network.microbench import microbench_task
+from cosim.errors import ConfigError
 from cosim.paths import hydra_config_dir
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from hydra import compose, initialize_config_dir
 
+from cosim.apps.microbench import microbench_task
 from cosim.config import register_configs
-from cosim.network.microbench import microbench_task
 from cosim.paths import hydra_config_dir
 
 pytestmark = pytest.mark.ns3

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from cosim.config.errors import ConfigError
 from cosim.config.model import ModelConfig
+from cosim.errors import ConfigError
 from cosim.model.forward import attended_pairs, forward_operators, total_bytes, total_flops
 from cosim.model.layout import ParallelLayout
 from cosim.model.operators import OpKind, Phase

@@ -8,11 +8,12 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from cosim.config.errors import ConfigError
 from cosim.config.model import ModelConfig
 from cosim.dtypes import DType
+from cosim.errors import ConfigError
+from cosim.model.architecture import FfnKind, MixerKind, Precision
 from cosim.model.layout import ParallelLayout
-from cosim.model.spec import FfnKind, MixerKind, ModelSpec, Precision
+from cosim.model.spec import ModelSpec
 from cosim.paths import hydra_config_dir
 
 MODEL_DIR = Path(hydra_config_dir()) / "model"

@@ -188,9 +188,11 @@ def test_server_never_imports_the_apache_side(backend):
 
 
 def test_analytical_and_ns3_agree_on_a_16_gpu_all_to_all(backend):
-    topology = pytest.importorskip("cosim.network.topology")
+    from cosim.config.topology_files import get_topology
+    from cosim.network.topology import build_fabric
+
     analytical = pytest.importorskip("cosim.network.analytical")
-    g = topology.build_fabric(topology.get_topology("dgx_h100_ib", num_gpus=16))
+    g = build_fabric(get_topology("dgx_h100_ib", num_gpus=16))
     s, d = np.meshgrid(np.arange(16), np.arange(16))
     m = s != d
     flows = FlowBatch.from_arrays(s[m], d[m], np.full(m.sum(), 1 << 20))

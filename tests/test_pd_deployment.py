@@ -77,7 +77,7 @@ def test_same_trace_same_token_counts_across_deployments():
 
 
 def test_unknown_option_and_missing_role_name_the_field():
-    from cosim.config.errors import ConfigError
+    from cosim.errors import ConfigError
 
     with pytest.raises(ConfigError, match="deployment.options.kv_tranfser"):
         run_simulation(config(["deployment=pd", "+deployment.options.kv_tranfser=whole", *FIXED]),

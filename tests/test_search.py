@@ -10,7 +10,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from cosim.api import compose_config
-from cosim.config.errors import ConfigError
+from cosim.errors import ConfigError
 from cosim.search.bisection import highest_passing
 from cosim.search.driver import one_instance, run_search
 from cosim.search.evaluate import evaluate

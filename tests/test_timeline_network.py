@@ -3,9 +3,10 @@
 import numpy as np
 import pytest
 
+from cosim.config.topology_files import get_topology
 from cosim.network.analytical import AnalyticalBackend
 from cosim.network.flows import FlowBatch
-from cosim.network.topology import build_fabric, get_topology
+from cosim.network.topology import build_fabric
 from cosim.timeline import afd_pipeline, schedule_pipeline
 from cosim.timeline.network_coupling import time_transfers
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from cosim.config.topology_files import get_topology
 from cosim.network.fabric import FABRIC, LEAF, NIC, NVLINK, NVSWITCH, SPINE
-from cosim.network.topology import build_fabric, get_topology
+from cosim.network.topology import build_fabric
 
 
 def fabric(name="dgx_h800_ib", **over):

@@ -7,14 +7,14 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from cosim.config import register_configs
-from cosim.config.errors import ConfigError
-from cosim.network.topology import (
+from cosim.config.topology_files import (
     TopologyFileError,
-    build_fabric,
     get_topology,
     load_topology,
     topology_files,
 )
+from cosim.errors import ConfigError
+from cosim.network.topology import build_fabric
 from cosim.paths import hydra_config_dir
 
 SHIPPED = ["dgx_h100_ib", "dgx_h200_ib", "dgx_h800_ib", "dgx_b200_ib", "gb200_nvl72"]

@@ -7,12 +7,13 @@ import pytest
 
 from cosim.api import compose_config
 from cosim.config import to_object
-from cosim.config.errors import ConfigError
 from cosim.config.workload import ArrivalConfig, LengthConfig, WorkloadConfig
+from cosim.errors import ConfigError
 from cosim.workload.arrivals import WorkloadDriver, session_start_times
 from cosim.workload.block_hashes import BlockHasher
+from cosim.workload.build import build_workload
 from cosim.workload.lengths import sample_lengths
-from cosim.workload.synthetic import build_workload, generate_synthetic
+from cosim.workload.synthetic import generate_synthetic
 
 CTX = 163_840
 

@@ -9,7 +9,7 @@ import pytest
 from test_serving_system import toy
 
 import cosim
-from cosim.config.errors import ConfigError
+from cosim.errors import ConfigError
 from cosim.paths import data_dir
 from cosim.workload.trace import read_trace, trace_hash_ids, write_trace
 
@@ -99,7 +99,7 @@ def test_the_sample_trace_replays():
      b'{"timestamp": 1, "input_length": 10, "output_length": 5}\n', ":3: timestamp"),
 ])
 def test_bad_trace_bytes_are_one_config_error_naming_the_line(tmp_path, body, needle):
-    from cosim.config.errors import ConfigError
+    from cosim.errors import ConfigError
     from cosim.workload.trace import read_trace
 
     p = tmp_path / "t.jsonl"

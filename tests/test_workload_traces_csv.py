@@ -7,7 +7,7 @@ import pytest
 from test_serving_system import toy
 
 import cosim
-from cosim.config.errors import ConfigError
+from cosim.errors import ConfigError
 from cosim.paths import data_dir
 from cosim.workload.traces import detect_format, read_csv_trace
 

@@ -21,9 +21,9 @@ from omegaconf import MISSING
 
 from cosim.config.apps import app_schema
 from cosim.config.compute import ComputeConfig
-from cosim.config.errors import ConfigError, require
 from cosim.config.hardware import HardwareConfig
 from cosim.config.model import ModelConfig
+from cosim.errors import ConfigError, require
 
 PHASES = {"prefill": "context", "decode": "generation", "context": "context",
           "generation": "generation"}

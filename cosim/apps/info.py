@@ -10,10 +10,10 @@ from typing import Any
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from cosim.config.apps import app_schema
-from cosim.config.errors import require
 from cosim.config.hardware import HardwareConfig
 from cosim.config.model import ModelConfig
 from cosim.dtypes import DType
+from cosim.errors import require
 from cosim.hardware.spec import GPUSpec
 from cosim.model.params import active_weight_bytes, weight_bytes_by_component
 from cosim.model.spec import ModelSpec

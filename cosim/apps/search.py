@@ -14,7 +14,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from cosim.config import to_object
-from cosim.config.errors import ConfigError
+from cosim.errors import ConfigError
 from cosim.model.spec import ModelSpec
 from cosim.search.driver import run_search
 from cosim.search.outputs import terminal_table, write_all

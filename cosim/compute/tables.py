@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from cosim.config.errors import ConfigError
+from cosim.errors import ConfigError
 
 # ------------------------------------------------------------------------------------------
 # Where the shipped tables live

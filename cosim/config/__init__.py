@@ -16,13 +16,14 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 
 from cosim.config.compute import ComputeConfig
 from cosim.config.deployment import DeploymentConfig
-from cosim.config.errors import ConfigError, require
 from cosim.config.hardware import HardwareConfig
 from cosim.config.model import ModelConfig
 from cosim.config.network import NetworkConfig
 from cosim.config.slo import SLOConfig
 from cosim.config.topology import TopologyConfig
+from cosim.config.topology_files import register_topologies
 from cosim.config.workload import WorkloadConfig
+from cosim.errors import ConfigError, require
 
 __all__ = [
     "ComputeConfig",
@@ -101,9 +102,7 @@ def register_configs() -> None:
     from cosim.config import apps  # noqa: F401  (registers the inspection apps' schemas)
 
     apps.register(cs)
-    # Topologies live in topologies/*.yaml and register themselves into group `topology`.
-    from cosim.network.topology import register_topologies
-
+    # Topologies live in topologies/*.yaml; each file is an option of group `topology`.
     register_topologies(cs)
     _registered = True
 

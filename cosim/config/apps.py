@@ -21,7 +21,7 @@ def register(cs: ConfigStore) -> None:
     # Import the modules that declare app schemas so their decorators run.
     import importlib
 
-    for mod in ("cosim.apps.info", "cosim.apps.estimate", "cosim.network.microbench",
+    for mod in ("cosim.apps.info", "cosim.apps.estimate", "cosim.apps.microbench",
                 "cosim.config.search"):
         importlib.import_module(mod)
     for name, cls in _APPS:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from cosim.config.errors import require
+from cosim.errors import require
 
 FRAMEWORKS = ("trtllm", "sglang", "vllm")
 MOE_DISTRIBUTIONS = ("balanced", "power_law_1.01", "power_law_1.2")

@@ -13,7 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from cosim.config.errors import require
+from cosim.config.deployment_disagg import validate_disagg
+from cosim.errors import require
+from cosim.model.layout import ParallelLayout
+from cosim.serving.deployments import known_deployments
 
 ROUTERS = ("round_robin", "least_loaded", "prefix_aware")
 DTYPES = ("bfloat16", "fp8", "fp4")
@@ -37,9 +40,7 @@ class LayoutConfig:
             require(isinstance(v, int) and v >= 1, f"{prefix}.{name}",
                     f"must be an integer >= 1, got {v!r}")
 
-    def to_layout(self):
-        from cosim.model.layout import ParallelLayout
-
+    def to_layout(self) -> ParallelLayout:
         return ParallelLayout(tp=self.tp, dp=self.dp, ep=self.ep, moe_tp=self.moe_tp)
 
 
@@ -155,8 +156,6 @@ class DeploymentConfig:
     options: dict[str, Any] = field(default_factory=dict)  # deployment-specific knobs
 
     def validate(self, prefix: str = "deployment") -> None:
-        from cosim.serving.deployments import known_deployments
-
         kinds = known_deployments()
         require(self.kind in kinds or "." in self.kind, f"{prefix}.kind",
                 f"unknown deployment {self.kind!r}; available: {', '.join(sorted(kinds))}")
@@ -177,8 +176,6 @@ class DeploymentConfig:
             role.validate(f"{prefix}.roles.{name}")
         if self.kind in ("pd", "afd", "pd_afd"):
             # roles and options of the disaggregated kinds, checked before anything is built
-            from cosim.config.deployment_disagg import validate_disagg
-
             validate_disagg(self, prefix)
 
     def check_model(self, num_experts: int | None, prefix: str = "deployment") -> None:

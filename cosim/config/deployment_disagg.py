@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any
 
-from cosim.config.errors import ConfigError, require
+from cosim.errors import ConfigError, require
 
 KV_TRANSFER_MODES = ("whole", "layerwise")
 FIRST_TOKEN_ON = ("prefill", "decode")

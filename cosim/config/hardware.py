@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from omegaconf import MISSING
 
-from cosim.config.errors import require
+from cosim.errors import require
 
 PEAK_DTYPES = ("bfloat16", "fp8", "fp4")
 

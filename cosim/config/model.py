@@ -12,8 +12,9 @@ from typing import Any
 
 from omegaconf import MISSING
 
-from cosim.config.errors import require
 from cosim.dtypes import DType
+from cosim.errors import require
+from cosim.model.spec import ModelSpec
 
 FP8_SCALINGS = ("block", "tensor")
 FP4_FORMATS = ("nvfp4", "mxfp4")
@@ -46,6 +47,4 @@ class ModelConfig:
         require(self.fp4_format in FP4_FORMATS, f"{prefix}.fp4_format",
                 f"unknown {self.fp4_format!r}; choose one of {', '.join(FP4_FORMATS)}")
         # Reading the architecture checks every hf_config field it needs (names the field).
-        from cosim.model.spec import ModelSpec
-
         ModelSpec.from_config(self, prefix=prefix)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from cosim.config import Config
 from cosim.config.apps import app_schema
-from cosim.config.errors import require
+from cosim.errors import require
 
 KINDS = ("chunked", "pd", "afd", "pd_afd")
 OBJECTIVES = ("tok_s_per_gpu", "tok_s_per_user", "usd_per_mtok")

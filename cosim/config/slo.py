@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from cosim.config.errors import require
+from cosim.errors import require
 
 
 @dataclass

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from omegaconf import MISSING
 
-from cosim.config.errors import require
+from cosim.errors import require
 
 CROSS_RAIL = ("spine", "pxn")
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from omegaconf import MISSING
 
-from cosim.config.errors import require
+from cosim.errors import require
 
 LENGTH_DISTRIBUTIONS = ("lognormal", "gamma", "uniform", "constant")
 ARRIVAL_PROCESSES = ("poisson", "gamma", "closed_loop", "burst", "trace")
@@ -146,11 +146,17 @@ class WorkloadConfig:
             require(self.kind == "trace", f"{prefix}.arrival.process",
                     "process=trace needs kind=trace (timestamps come from the trace)")
 
+    def context_limit(self, model_max_context: int) -> int:
+        """Longest context (prompt + output) a request may have."""
+        if self.max_context_tokens:
+            return min(int(self.max_context_tokens), int(model_max_context))
+        return int(model_max_context)
+
     def check_context(self, max_context: int, prefix: str = "workload") -> None:
         """Raise ConfigError when the mean request cannot fit the model's context."""
         if self.kind == "trace":
             return  # checked line by line when the trace is read
-        ctx = min(max_context, self.max_context_tokens) if self.max_context_tokens else max_context
+        ctx = self.context_limit(max_context)
         isl = self.prefix_tokens.mean + self.input_tokens.mean
         where = "model context" if ctx == max_context else f"{prefix}.max_context_tokens"
         if self.prefix_tokens.mean >= ctx:

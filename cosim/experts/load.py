@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cosim.config.errors import ConfigError, require
+from cosim.errors import ConfigError, require
 
 EXPERT_LOADS = ("balanced", "zipf", "profile")
 

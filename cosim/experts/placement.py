@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cosim.config.errors import require
+from cosim.errors import require
 
 
 @dataclass(frozen=True)

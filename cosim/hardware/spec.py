@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from cosim.config.errors import ConfigError
+from cosim.errors import ConfigError
 
 # Operator dtype names -> the tensor-core rate that runs them.
 _RATE_OF = {

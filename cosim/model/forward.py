@@ -21,17 +21,17 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from cosim.config.errors import ConfigError
 from cosim.dtypes import DType, dtype_bytes
-from cosim.model.layout import ParallelLayout
-from cosim.model.operators import Operator, OpKind, Phase
-from cosim.model.spec import (
+from cosim.errors import ConfigError
+from cosim.model.architecture import (
     DSA_INDEXER_QUANT_BLOCK,
     DSA_INDEXER_SCALE_BYTES,
     FfnKind,
     MixerKind,
-    ModelSpec,
 )
+from cosim.model.layout import ParallelLayout
+from cosim.model.operators import Operator, OpKind, Phase
+from cosim.model.spec import ModelSpec
 
 STAGE_ATTENTION = "attention"
 STAGE_FFN = "ffn"

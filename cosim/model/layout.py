@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from cosim.errors import require
+
 
 @dataclass(frozen=True)
 class ParallelLayout:
@@ -28,8 +30,6 @@ class ParallelLayout:
         return self.ep * self.moe_tp
 
     def validate(self, prefix: str = "layout") -> None:
-        from cosim.config.errors import require
-
         for name in ("tp", "dp", "ep", "moe_tp"):
             v = getattr(self, name)
             require(isinstance(v, int) and v >= 1, f"{prefix}.{name}", f"must be an integer >= 1, got {v!r}")

@@ -15,14 +15,21 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from cosim.dtypes import DType, dtype_bytes
-from cosim.model.spec import FfnKind, MixerKind
+from cosim.model.architecture import (
+    AttentionSpec,
+    FfnKind,
+    LayerGroup,
+    MambaSpec,
+    MixerKind,
+    MoESpec,
+    Precision,
+)
 
 if TYPE_CHECKING:
     from cosim.model.layout import ParallelLayout
-    from cosim.model.spec import ModelSpec
 
 # Storage roles -> which Precision field gives the dtype.
 ROLE_BF16 = "bf16"  # embedding, LM head, norms, biases, routers, small Mamba tensors
@@ -49,7 +56,33 @@ class ParamGroup:
     stage: str  # attention | ffn | other (other: embedding and LM head, placed with attention)
 
 
-def _mixer_components(spec: ModelSpec, mixer: MixerKind) -> list[tuple[str, int, str, str, str]]:
+class ParamSource(Protocol):
+    """What the counts read from a model: cosim.model.spec.ModelSpec has these fields."""
+
+    hidden_size: int
+    vocab_size: int
+    attention: AttentionSpec | None
+    moe: MoESpec | None
+    mamba: MambaSpec | None
+    dense_inter: int
+    dense_gated: bool
+    mlp_bias: bool
+    tie_embeddings: bool
+    num_mtp_layers: int
+    mtp_pattern: tuple[tuple[MixerKind, FfnKind, int], ...]
+    precision: Precision
+
+    @property
+    def groups(self) -> tuple[LayerGroup, ...]: ...
+
+    @property
+    def param_groups(self) -> tuple[ParamGroup, ...]: ...
+
+    @property
+    def total_params(self) -> int: ...
+
+
+def _mixer_components(spec: ParamSource, mixer: MixerKind) -> list[tuple[str, int, str, str, str]]:
     """(name, params, role, shard, stage) of one layer's token mixer."""
     h = spec.hidden_size
     out: list[tuple[str, int, str, str, str]] = []
@@ -106,7 +139,7 @@ def _mixer_components(spec: ModelSpec, mixer: MixerKind) -> list[tuple[str, int,
     return out
 
 
-def _ffn_components(spec: ModelSpec, ffn: FfnKind) -> list[tuple[str, int, int, str, str, str]]:
+def _ffn_components(spec: ParamSource, ffn: FfnKind) -> list[tuple[str, int, int, str, str, str]]:
     """(name, total, active, role, shard, stage) of one layer's FFN."""
     h = spec.hidden_size
     out: list[tuple[str, int, int, str, str, str]] = []
@@ -142,7 +175,7 @@ def _ffn_components(spec: ModelSpec, ffn: FfnKind) -> list[tuple[str, int, int, 
     return out
 
 
-def _layer_params(spec: ModelSpec, mixer: MixerKind, ffn: FfnKind) -> tuple[int, int]:
+def _layer_params(spec: ParamSource, mixer: MixerKind, ffn: FfnKind) -> tuple[int, int]:
     """(total, active) parameters of one layer, norms included."""
     total = active = 0
     for _, p, *_ in _mixer_components(spec, mixer):
@@ -155,7 +188,7 @@ def _layer_params(spec: ModelSpec, mixer: MixerKind, ffn: FfnKind) -> tuple[int,
     return total + norms, active + norms
 
 
-def param_groups(spec: ModelSpec) -> list[ParamGroup]:
+def param_groups(spec: ParamSource) -> list[ParamGroup]:
     """Components of the model (MTP modules excluded), summed over layers."""
     acc: dict[str, list] = {}
 
@@ -181,7 +214,7 @@ def param_groups(spec: ModelSpec) -> list[ParamGroup]:
     return [ParamGroup(k, int(t), int(a), r, s, st) for k, (t, a, r, s, st) in acc.items()]
 
 
-def mtp_params(spec: ModelSpec) -> int:
+def mtp_params(spec: ParamSource) -> int:
     """Multi-token-prediction modules (DeepSeek nextn layers; Nemotron MTP): embedding and head shared.
 
     Each module: embedding/hidden norms (2h), eh_proj (2h x h), its decoder layer(s) and the
@@ -196,13 +229,13 @@ def mtp_params(spec: ModelSpec) -> int:
     return per * spec.num_mtp_layers
 
 
-def role_dtype(spec: ModelSpec, role: str) -> DType:
+def role_dtype(spec: ParamSource, role: str) -> DType:
     p = spec.precision
     return {ROLE_BF16: DType.bfloat16, ROLE_WEIGHT: p.weight, ROLE_ATTENTION: p.attention,
             ROLE_EXPERT: p.expert}[role]
 
 
-def weight_bytes(spec: ModelSpec, dtype: DType | str | None = None) -> float:
+def weight_bytes(spec: ParamSource, dtype: DType | str | None = None) -> float:
     """All weights in `dtype` (plain element size), or (None) in the configured precisions."""
     if dtype is not None:
         return spec.total_params * dtype_bytes(dtype)
@@ -210,20 +243,20 @@ def weight_bytes(spec: ModelSpec, dtype: DType | str | None = None) -> float:
     return sum(g.total * p.element_bytes(role_dtype(spec, g.role)) for g in spec.param_groups)
 
 
-def active_weight_bytes(spec: ModelSpec) -> float:
+def active_weight_bytes(spec: ParamSource) -> float:
     """Configured-precision bytes of the weights one token touches (a batch-1 decode step reads
     at least these from HBM)."""
     p = spec.precision
     return sum(g.active * p.element_bytes(role_dtype(spec, g.role)) for g in spec.param_groups)
 
 
-def weight_bytes_by_component(spec: ModelSpec) -> dict[str, float]:
+def weight_bytes_by_component(spec: ParamSource) -> dict[str, float]:
     """Configured-precision bytes per component."""
     p = spec.precision
     return {g.name: g.total * p.element_bytes(role_dtype(spec, g.role)) for g in spec.param_groups}
 
 
-def _shard_fraction(spec: ModelSpec, shard: str, layout: ParallelLayout,
+def _shard_fraction(spec: ParamSource, shard: str, layout: ParallelLayout,
                     redundant_experts: int) -> float:
     if shard == SHARD_TP:
         return 1.0 / layout.tp
@@ -237,7 +270,7 @@ def _shard_fraction(spec: ModelSpec, shard: str, layout: ParallelLayout,
     return 1.0
 
 
-def weight_bytes_per_gpu(spec: ModelSpec, layout: ParallelLayout, stage: str | None = None,
+def weight_bytes_per_gpu(spec: ParamSource, layout: ParallelLayout, stage: str | None = None,
                          redundant_experts: int = 0) -> float:
     """Configured-precision weight bytes on one GPU (see ModelSpec.weight_bytes_per_gpu)."""
     if stage not in (None, "attention", "ffn"):

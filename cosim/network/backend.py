@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cosim.config.errors import ConfigError
+from cosim.errors import ConfigError
 from cosim.network.fabric import FabricGraph
 from cosim.network.flows import NetworkBackend
 

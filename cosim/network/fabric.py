@@ -15,8 +15,11 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
+
+from cosim.network.flows import FlowBatch
 
 # link_class values
 NVLINK, NIC, FABRIC = 0, 1, 2
@@ -205,3 +208,22 @@ def link_bytes(graph: FabricGraph, src: np.ndarray, dst: np.ndarray,
     indptr, ids = graph.routes(src, dst)
     per_entry = np.repeat(np.asarray(size, dtype=np.float64), np.diff(indptr))
     return np.bincount(ids, weights=per_entry, minlength=graph.num_links)
+
+
+def link_class_rates(graph: FabricGraph, flows: FlowBatch, latency_s: float) -> dict[str, Any]:
+    """Per-GPU egress bytes over NVLink and NIC up-links, and GB/s over latency_s."""
+    per_link = link_bytes(graph, flows.src, flows.dst, flows.size)
+    out: dict[str, Any] = {}
+    gpu_links = graph.link_src < graph.num_gpus  # GPU -> switch links
+    for cls, name in ((NVLINK, "nvlink"), (NIC, "nic")):
+        sel = gpu_links & (graph.link_class == cls)
+        per_gpu = np.bincount(graph.link_src[sel], weights=per_link[sel],
+                              minlength=graph.num_gpus)
+        senders = per_gpu[per_gpu > 0]
+        mean = float(senders.mean()) if senders.size else 0.0
+        rate = mean / latency_s if latency_s > 0 else 0.0
+        out[f"{name}_bytes_per_gpu"] = mean
+        out[f"{name}_gb_s_per_gpu"] = rate / 1e9
+        out[f"{name}_gbps_per_gpu"] = rate * 8 / 1e9
+        out[f"{name}_gpus"] = int(senders.size)
+    return out

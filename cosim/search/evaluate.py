@@ -18,7 +18,7 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from cosim.api import compose_config, simulate
-from cosim.config.errors import ConfigError
+from cosim.errors import ConfigError
 from cosim.files import write_atomic
 from cosim.search.space import Candidate
 

@@ -7,11 +7,10 @@ event class stays a few lines and a deployment's behaviour can be tested without
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from cosim.serving.deployments.base import Deployment
-    from cosim.serving.instance import Instance
+from cosim.serving.instance import Instance
 
 
 class Event:
@@ -19,8 +18,20 @@ class Event:
 
     __slots__ = ()
 
-    def handle(self, now: float):
+    def handle(self, now: float) -> FollowUps:
         raise NotImplementedError
+
+
+# What a handler returns: the (time, event) pairs it causes, or None for none.
+FollowUps = Iterable[tuple[float, Event]] | None
+
+
+class DeploymentHooks(Protocol):
+    """The two hooks the events call (cosim.serving.deployments.base.Deployment has them)."""
+
+    def on_arrival(self, now: float, rid: int) -> FollowUps: ...
+
+    def on_iteration_end(self, now: float, inst: Instance) -> FollowUps: ...
 
 
 class RequestArrival(Event):
@@ -28,11 +39,11 @@ class RequestArrival(Event):
 
     __slots__ = ("deployment", "rid")
 
-    def __init__(self, deployment: Deployment, rid: int):
+    def __init__(self, deployment: DeploymentHooks, rid: int):
         self.deployment = deployment
         self.rid = rid
 
-    def handle(self, now: float):
+    def handle(self, now: float) -> FollowUps:
         return self.deployment.on_arrival(now, self.rid)
 
 
@@ -45,11 +56,11 @@ class IterationEnd(Event):
 
     __slots__ = ("deployment", "instance")
 
-    def __init__(self, deployment: Deployment, instance: Instance):
+    def __init__(self, deployment: DeploymentHooks, instance: Instance):
         self.deployment = deployment
         self.instance = instance
 
-    def handle(self, now: float):
+    def handle(self, now: float) -> FollowUps:
         return self.deployment.on_iteration_end(now, self.instance)
 
 
@@ -58,8 +69,8 @@ class Callback(Event):
 
     __slots__ = ("fn",)
 
-    def __init__(self, fn):
+    def __init__(self, fn: Callable[[float], FollowUps]):
         self.fn = fn
 
-    def handle(self, now: float):
+    def handle(self, now: float) -> FollowUps:
         return self.fn(now)

@@ -183,7 +183,7 @@ class FabricComm:
         shape = TrafficShape.from_spec(spec)
         need = first_gpu + layout.attention_gpus
         if need > shared["graph"].num_gpus:
-            from cosim.config.errors import ConfigError
+            from cosim.errors import ConfigError
 
             raise ConfigError("topology.num_nodes",
                               f"the instance needs GPUs {first_gpu}..{need - 1}; the topology has "

@@ -75,7 +75,7 @@ def make_router(name: str, instances: Sequence[Instance], **kwargs):
     try:
         cls = ROUTERS[name]
     except KeyError:
-        from cosim.config.errors import ConfigError
+        from cosim.errors import ConfigError
 
         raise ConfigError("deployment.router",
                           f"unknown router {name!r}; use one of {', '.join(ROUTERS)}") from None

@@ -10,7 +10,7 @@ from typing import Any
 
 import pandas as pd
 
-from cosim.config.errors import ConfigError
+from cosim.errors import ConfigError
 from cosim.model.layout import ParallelLayout
 from cosim.serving.comm import AlphaBetaComm, LinkFigures, NoComm, TrafficShape
 from cosim.serving.deployments import get_deployment
@@ -19,7 +19,7 @@ from cosim.serving.engine import Engine
 from cosim.serving.events import RequestArrival
 from cosim.serving.request_state import RequestState
 from cosim.workload.arrivals import WorkloadDriver
-from cosim.workload.synthetic import build_workload
+from cosim.workload.build import build_workload
 
 StepCostFactory = Callable[[Any, ParallelLayout], Any]  # (spec, layout) -> StepCostModel-like
 CommFactory = Callable[[ParallelLayout, int], Any]  # (layout, first GPU) -> CommModel

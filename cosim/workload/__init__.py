@@ -3,8 +3,9 @@
 
 from cosim.workload.arrivals import WorkloadDriver
 from cosim.workload.block_hashes import BlockHasher
+from cosim.workload.build import build_workload
 from cosim.workload.requests import RequestTable
-from cosim.workload.synthetic import build_workload, generate_synthetic
+from cosim.workload.synthetic import generate_synthetic
 from cosim.workload.trace import read_trace, write_trace
 
 __all__ = ["BlockHasher", "RequestTable", "WorkloadDriver", "build_workload",

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cosim.config.errors import ConfigError
+from cosim.errors import ConfigError
 from cosim.workload.requests import RequestTable
 
 POOL, SESSION, TRACE, UNIQUE = 1, 2, 3, 4

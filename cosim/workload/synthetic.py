@@ -16,18 +16,11 @@ from cosim.workload.lengths import sample_lengths
 from cosim.workload.requests import RequestTable
 
 
-def context_limit(cfg: WorkloadConfig, model_max_context: int) -> int:
-    """Longest context (prompt + output) a request may have."""
-    if cfg.max_context_tokens:
-        return min(int(cfg.max_context_tokens), int(model_max_context))
-    return int(model_max_context)
-
-
 def generate_synthetic(cfg: WorkloadConfig, model_max_context: int,
                        rng: np.random.Generator) -> RequestTable:
     """Draw `cfg.num_requests` requests (sessions of turns) for a synthetic workload."""
     cfg.check_context(model_max_context)
-    ctx = context_limit(cfg, model_max_context)
+    ctx = cfg.context_limit(model_max_context)
     n = int(cfg.num_requests)
     # Draw enough of everything up front (vectorised); sessions have >= 1 turn so n sessions
     # always cover n requests.
@@ -86,13 +79,3 @@ def generate_synthetic(cfg: WorkloadConfig, model_max_context: int,
         output_tokens=output, pool_id=pool_id, pool_tokens=pool_tokens, start_s=start,
         think_s=think, source=f"synthetic:{cfg.name}", notes={"clipped_to_context": clipped,
                                                              "context_limit": ctx})
-
-
-def build_workload(cfg: WorkloadConfig, model_max_context: int, seed: int) -> RequestTable:
-    """The request table of a run: synthetic draws or a replayed trace."""
-    rng = np.random.default_rng([int(seed), 0x5E55])
-    if cfg.kind == "trace":
-        from cosim.workload.trace import read_trace_for_workload
-
-        return read_trace_for_workload(cfg, model_max_context, rng)
-    return generate_synthetic(cfg, model_max_context, rng)

@@ -15,9 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
-from cosim.config.errors import ConfigError
 from cosim.config.workload import WorkloadConfig
+from cosim.errors import ConfigError
 from cosim.files import write_atomic
+from cosim.paths import data_dir
+from cosim.workload.arrivals import session_start_times
+from cosim.workload.block_hashes import BlockHasher
 from cosim.workload.requests import RequestTable
 from cosim.workload.traces import detect_format, read_bailian, read_csv_trace
 from cosim.workload.traces.records import json_lines, request_fields
@@ -30,8 +33,6 @@ def resolve_trace_path(path: str) -> Path:
     p = Path(path).expanduser()
     if p.is_absolute() or p.exists():
         return p
-    from cosim.paths import data_dir
-
     return data_dir("traces") / p
 
 
@@ -74,22 +75,19 @@ def read_trace(path: str | Path, block_tokens: int = 512, max_requests: int = 0,
 def read_trace_for_workload(cfg: WorkloadConfig, model_max_context: int,
                             rng: np.random.Generator) -> RequestTable:
     """The trace of `cfg.trace`, cut to `cfg.num_requests`, with the configured arrivals."""
-    from cosim.workload.arrivals import session_start_times
-    from cosim.workload.synthetic import context_limit
-
     path = resolve_trace_path(cfg.trace.path)
     fmt = cfg.trace.format
     if fmt == "auto" and path.is_file():
         fmt = detect_format(path)
     if fmt in ("azure", "burstgpt"):
-        table = read_csv_trace(path, fmt, cfg.num_requests, context_limit(cfg, model_max_context),
+        table = read_csv_trace(path, fmt, cfg.num_requests, cfg.context_limit(model_max_context),
                                cfg.trace.time_scale)
     elif fmt == "bailian":
         table = read_bailian(path, cfg.trace.block_tokens, cfg.num_requests,
-                             context_limit(cfg, model_max_context), cfg.trace.time_scale)
+                             cfg.context_limit(model_max_context), cfg.trace.time_scale)
     else:
         table = read_trace(path, cfg.trace.block_tokens, cfg.num_requests,
-                           context_limit(cfg, model_max_context), cfg.trace.time_scale)
+                           cfg.context_limit(model_max_context), cfg.trace.time_scale)
     n = len(table)
     if cfg.arrival.process != "trace":
         table.start_s = session_start_times(cfg.arrival, n, rng)
@@ -117,8 +115,6 @@ def trace_hash_ids(table: RequestTable, block_tokens: int = 512) -> list[list[in
     Full blocks take their content hash (cosim.workload.block_hashes); a partial last block
     gets an id of its own. Ids are numbered in order of first appearance, as in Mooncake.
     """
-    from cosim.workload.block_hashes import BlockHasher
-
     hasher = BlockHasher(table, block_tokens)
     names: dict[int, int] = {}
     out = []

@@ -11,6 +11,8 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
+from cosim.errors import ConfigError
+
 _REGISTRY: dict[str, type] = {}
 _HERE = Path(__file__).resolve().parent
 
@@ -42,8 +44,6 @@ def get_deployment(kind: str) -> type:
     if (_HERE / f"{kind}.py").is_file():
         importlib.import_module(f"cosim.serving.deployments.{kind}")
     if kind not in _REGISTRY:
-        from cosim.config.errors import ConfigError
-
         raise ConfigError("deployment.kind", f"unknown deployment {kind!r}; available: "
                                              f"{', '.join(sorted(known_deployments()))}")
     return _REGISTRY[kind]

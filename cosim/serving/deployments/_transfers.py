@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from cosim.config.deployment_disagg import parse_options, validate_disagg
-from cosim.config.errors import ConfigError
+from cosim.errors import ConfigError
 from cosim.network.flows import FlowBatch, FlowResult, NetworkBackend
 from cosim.serving.deployments.base import Deployment, SimContext
 

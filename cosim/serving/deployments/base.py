@@ -32,6 +32,7 @@ from cosim.serving.kv_cache import KVCache
 from cosim.serving.memory_plan import MemoryPlan, plan_memory
 from cosim.serving.request_state import RequestState
 from cosim.serving.scheduler import Scheduler
+from cosim.timeline.perfetto import TraceBuilder
 from cosim.workload.arrivals import WorkloadDriver
 from cosim.workload.block_hashes import BlockHasher
 from cosim.workload.requests import RequestTable
@@ -228,8 +229,6 @@ class Deployment:
         Here: timeline.json with one event per iteration of every instance in
         `output.timeline_iterations` (compute and communication ms, batch sizes).
         """
-        from cosim.timeline.perfetto import TraceBuilder
-
         tb = TraceBuilder()
         if self.feasible:
             iteration_spans(tb, self.instances, timeline_window(self.ctx.cfg))

@@ -7,7 +7,7 @@ An iteration's time is compute (step cost model) plus exposed communication (com
 
 from __future__ import annotations
 
-from cosim.config.errors import ConfigError
+from cosim.errors import ConfigError
 from cosim.serving.deployments import register_deployment
 from cosim.serving.deployments.base import Deployment, SimContext
 from cosim.serving.router import make_router

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cosim.config.errors import ConfigError
+from cosim.errors import ConfigError
 from cosim.workload.requests import RequestTable
 from cosim.workload.traces.records import int_field, json_lines, request_fields
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cosim.config.errors import ConfigError
+from cosim.errors import ConfigError
 from cosim.workload.requests import RequestTable
 
 COLUMNS = {

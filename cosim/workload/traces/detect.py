@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from cosim.config.errors import ConfigError
+from cosim.errors import ConfigError
 
 FORMATS = ("mooncake", "bailian", "azure", "burstgpt")
 

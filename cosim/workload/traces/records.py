@@ -7,7 +7,7 @@ import math
 from collections.abc import Iterator
 from pathlib import Path
 
-from cosim.config.errors import ConfigError
+from cosim.errors import ConfigError
 
 
 def int_field(rec: dict, key: str, where: str, minimum: int) -> int:

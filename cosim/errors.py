@@ -1,4 +1,4 @@
-"""The error type for bad configuration values."""
+"""The error type for bad configuration values (a leaf module: every room may raise it)."""
 
 
 class ConfigError(ValueError):

@@ -17,15 +17,23 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from omegaconf import MISSING
+from omegaconf import MISSING, OmegaConf
 
 from cosim.config.apps import app_schema
-from cosim.config.errors import ConfigError, require
 from cosim.config.network import NetworkConfig
 from cosim.config.topology import TopologyConfig
 from cosim.dtypes import DType
-from cosim.network.fabric import NIC, NVLINK, FabricGraph, link_bytes
+from cosim.errors import ConfigError, require
+from cosim.network.backend import make_backend
+from cosim.network.fabric import FabricGraph, link_class_rates
 from cosim.network.flows import FlowBatch
+from cosim.network.topology import build_fabric
+from cosim.traffic.all_to_all import all_to_all_flows
+from cosim.traffic.allreduce import nvls_allreduce_flows, rail_rings, ring_allreduce_flows
+from cosim.traffic.ep_alltoall import deepep_bytes_per_gpu, ep_flows, expert_placement, token_bytes
+from cosim.traffic.expert_routing import route_tokens
+from cosim.traffic.kv_transfer import kv_transfer_flows
+from cosim.traffic.m2n import m2n_flows
 
 PATTERNS = ("ep_dispatch", "ep_combine", "all_to_all", "m2n", "allreduce", "kv_transfer")
 _DTYPE_ALIASES = {"bf16": "bfloat16", "bfloat16": "bfloat16", "fp8": "fp8", "fp4": "fp4"}
@@ -97,9 +105,6 @@ def _routing_args(cfg: MicrobenchConfig, ep: int, gpus_per_node: int) -> dict[st
 def deepep_figures(cfg: MicrobenchConfig, graph: FabricGraph, latency_s: float) -> dict:
     """EP patterns: GB/s per GPU counted as DeepEP's benchmark counts bytes (see
     cosim.traffic.ep_alltoall.deepep_bytes_per_gpu), for comparison with its tables."""
-    from cosim.traffic.ep_alltoall import deepep_bytes_per_gpu, expert_placement, token_bytes
-    from cosim.traffic.expert_routing import route_tokens
-
     ep = cfg.ep or graph.num_gpus
     gpus = np.arange(ep)
     args = _routing_args(cfg, ep, graph.gpus_per_node)
@@ -115,12 +120,6 @@ def deepep_figures(cfg: MicrobenchConfig, graph: FabricGraph, latency_s: float) 
 
 def pattern_flows(cfg: MicrobenchConfig, graph: FabricGraph) -> FlowBatch:
     """The flows of cfg.pattern on graph's GPUs."""
-    from cosim.traffic.all_to_all import all_to_all_flows
-    from cosim.traffic.allreduce import nvls_allreduce_flows, rail_rings, ring_allreduce_flows
-    from cosim.traffic.ep_alltoall import ep_flows, token_bytes
-    from cosim.traffic.kv_transfer import kv_transfer_flows
-    from cosim.traffic.m2n import m2n_flows
-
     n = graph.num_gpus
     g = graph.gpus_per_node
     ep = cfg.ep or n
@@ -167,30 +166,8 @@ def pattern_flows(cfg: MicrobenchConfig, graph: FabricGraph) -> FlowBatch:
                              cfg.kv_bytes_per_token, layers=cfg.kv_layers)
 
 
-def link_class_rates(graph: FabricGraph, flows: FlowBatch, latency_s: float) -> dict[str, Any]:
-    """Per-GPU egress bytes over NVLink and NIC up-links, and GB/s over latency_s."""
-    per_link = link_bytes(graph, flows.src, flows.dst, flows.size)
-    out: dict[str, Any] = {}
-    gpu_links = graph.link_src < graph.num_gpus  # GPU -> switch links
-    for cls, name in ((NVLINK, "nvlink"), (NIC, "nic")):
-        sel = gpu_links & (graph.link_class == cls)
-        per_gpu = np.bincount(graph.link_src[sel], weights=per_link[sel],
-                              minlength=graph.num_gpus)
-        senders = per_gpu[per_gpu > 0]
-        mean = float(senders.mean()) if senders.size else 0.0
-        rate = mean / latency_s if latency_s > 0 else 0.0
-        out[f"{name}_bytes_per_gpu"] = mean
-        out[f"{name}_gb_s_per_gpu"] = rate / 1e9
-        out[f"{name}_gbps_per_gpu"] = rate * 8 / 1e9
-        out[f"{name}_gpus"] = int(senders.size)
-    return out
-
-
 def run_microbench(cfg: MicrobenchConfig) -> dict[str, Any]:
     """Build fabric, flows and backend from cfg, time the pattern, return the figures."""
-    from cosim.network.backend import make_backend
-    from cosim.network.topology import build_fabric
-
     cfg.validate()
     cfg.topology.validate()
     cfg.network.validate()
@@ -235,8 +212,6 @@ def run_microbench(cfg: MicrobenchConfig) -> dict[str, Any]:
 
 def microbench_task(cfg: Any) -> dict[str, Any]:
     """Hydra task of cosim-microbench: print the figures as JSON and return them."""
-    from omegaconf import OmegaConf
-
     obj = OmegaConf.to_object(cfg) if OmegaConf.is_config(cfg) else cfg
     out = run_microbench(obj)
     print(json.dumps(out, indent=2))
