@@ -1,14 +1,28 @@
-"""pareto.png: every run as a point coloured by group, one frontier line per group."""
+"""pareto.png: every run as a point coloured by group, one frontier line per group.
+
+SLO lines: with tokens/s per user on an axis, the TPOT objective is the line at
+1000 / slo.tpot_ms tokens/s per user (a user streams at 1/TPOT; points left of it miss
+the TPOT objective on average); the TTFT objective has no axis here and is written in the
+panel's corner. Points are labelled with their configuration (the run's label: the
+overrides that vary); a panel with more than LABEL_ALL points labels its frontier only.
+"""
 
 from __future__ import annotations
 
 import math
+import textwrap
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from cosim.report.frontier import frontier_curve
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+LABEL_ALL = 16  # label every point up to this many in a panel, else the frontier points only
+PER_USER = ("tok_s_per_user_mean",)  # metrics in tokens/s per user: 1000/TPOT is their SLO
 AXIS_LABELS = {
     "tok_s_per_user_mean": "tokens/s per user (mean of 1/TPOT)",
     "output_tok_s_per_gpu": "output tokens/s per GPU",
@@ -19,7 +33,21 @@ AXIS_LABELS = {
 
 def plot_pareto(runs: pd.DataFrame, x: str, y: str, path: str | Path, *,
                 title: str = "", max_panels: int = 12) -> Path:
-    """Draw `runs` (from cosim.report.best.annotate) into `path`; one panel per scenario.
+    """Draw `runs` (from cosim.report.best.annotate) into `path` (see draw_pareto)."""
+    path = Path(path)
+    fig = draw_pareto(runs, x, y, title=title, max_panels=max_panels)
+    import matplotlib.pyplot as plt  # after draw_pareto chose the Agg backend
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120, format="png")  # also for a temporary name
+    plt.close(fig)
+    return path
+
+
+def draw_pareto(runs: pd.DataFrame, x: str, y: str, *, title: str = "",
+                max_panels: int = 12) -> Figure:
+    """The matplotlib Figure of `runs` (from cosim.report.best.annotate); one panel per
+    scenario, its SLO lines and point labels (module docstring).
 
     Filled markers: eligible runs (feasible, meeting the SLO-attainment threshold); hollow:
     the others that have both metrics. Solid lines: each group's frontier among eligible
@@ -30,7 +58,6 @@ def plot_pareto(runs: pd.DataFrame, x: str, y: str, path: str | Path, *,
     matplotlib.use("Agg", force=False)  # files only; never needs a display
     import matplotlib.pyplot as plt
 
-    path = Path(path)
     scenarios = list(dict.fromkeys(runs["scenario"]))[:max_panels]
     groups = sorted(dict.fromkeys(runs["group"]))
     cmap = plt.get_cmap("tab10")
@@ -60,6 +87,8 @@ def plot_pareto(runs: pd.DataFrame, x: str, y: str, path: str | Path, *,
             fx, fy = frontier_curve(el_all[x], el_all[y])
             ax.plot(fx, fy, color="black", ls="--", lw=1.0, zorder=1,
                     label="frontier (all)")
+        _slo_lines(ax, rows, x, y)
+        _point_labels(ax, rows[rows[x].notna() & rows[y].notna()], x, y)
         ax.set_title(scen, fontsize=9)
         ax.set_xlabel(AXIS_LABELS.get(x, x))
         ax.set_ylabel(AXIS_LABELS.get(y, y))
@@ -69,10 +98,44 @@ def plot_pareto(runs: pd.DataFrame, x: str, y: str, path: str | Path, *,
         ax.set_ylim(bottom=0)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8)
-    if title:
-        fig.suptitle(title, fontsize=10)
+    if title:  # wrapped to the figure's width so that it fits
+        fig.suptitle("\n".join(textwrap.wrap(title, width=int(70 * ncol))), fontsize=10)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120, format="png")  # also for a temporary name
-    plt.close(fig)
-    return path
+    return fig
+
+
+def _one(rows: pd.DataFrame, col: str) -> float | None:
+    if col not in rows.columns:
+        return None
+    vals = pd.to_numeric(rows[col], errors="coerce").dropna().unique()
+    return float(vals[0]) if len(vals) == 1 else None
+
+
+def _slo_lines(ax, rows: pd.DataFrame, x: str, y: str) -> None:
+    """The TPOT objective as a line on a per-user axis; the TTFT objective as a note."""
+    tpot = _one(rows, "slo.tpot_ms")
+    ttft = _one(rows, "slo.ttft_ms")
+    if tpot:
+        speed = 1000.0 / tpot
+        text = f"TPOT SLO {tpot:g} ms = {speed:.3g} tok/s/user"
+        if x in PER_USER:
+            ax.axvline(speed, color="grey", ls=":", lw=1.2, zorder=1, label=text)
+        elif y in PER_USER:
+            ax.axhline(speed, color="grey", ls=":", lw=1.2, zorder=1, label=text)
+    notes = [f"TTFT SLO {ttft:g} ms"] if ttft else []
+    if tpot and x not in PER_USER and y not in PER_USER:
+        notes.append(f"TPOT SLO {tpot:g} ms")
+    if notes:  # no axis for it: a legend entry (the legend finds a free corner)
+        ax.plot([], [], ls="none", label=", ".join(notes) + " (not on an axis)")
+
+
+def _point_labels(ax, rows: pd.DataFrame, x: str, y: str) -> None:
+    shown = rows if len(rows) <= LABEL_ALL else rows[rows["on_frontier"]]
+    if shown.empty:
+        return
+    mid = (float(rows[x].min()) + float(rows[x].max())) / 2
+    for _, r in shown.iterrows():
+        right = float(r[x]) > mid and rows[x].nunique() > 1  # write inwards, not off the panel
+        ax.annotate(str(r["label"]), (r[x], r[y]), xytext=(-4 if right else 4, 3),
+                    textcoords="offset points", ha="right" if right else "left",
+                    fontsize=6, alpha=0.85, zorder=4)
