@@ -172,3 +172,33 @@ def test_plot_draws_the_tpot_line_and_labels_points(tmp_path):
     texts = {t.get_text() for t in ax.texts}
     assert set(runs["label"]) <= texts
     assert "deployment=pd workload.arrival.users=16" in texts
+
+
+def test_experiment_grid_from_sweeper_params_and_command_line(tmp_path):
+    """An experiment's `hydra.sweeper.params` grid, one key replaced on the command line
+    (as Hydra does: the later override of a key wins), one job folder deleted."""
+    from report_fixtures import write_job
+
+    root = tmp_path / "mr"
+    root.mkdir()
+    (root / "multirun.yaml").write_text(
+        "hydra:\n"
+        "  sweeper:\n"
+        "    _target_: hydra._internal.core_plugins.basic_sweeper.BasicSweeper\n"
+        "    max_batch_size: null\n"
+        "    params:\n"
+        "      deployment: chunked,pd,afd\n"
+        "      workload.arrival.users: 4,16\n"
+        "  overrides:\n"
+        "    task:\n"
+        "    - +experiment=frontier_small\n"
+        "    - deployment=chunked,afd\n")
+    jobs = expected_jobs(root / "multirun.yaml")
+    assert [j[0] for j in jobs] == ["deployment=chunked"] * 2 + ["deployment=afd"] * 2
+    assert jobs[1] == ("deployment=chunked", "workload.arrival.users=16",
+                       "+experiment=frontier_small")
+    for i, ov in enumerate(jobs):
+        if i != 2:
+            write_job(root, str(i), list(ov), summary())
+    assert [(j.run_dir, j.status) for j in sweep_jobs(root)] == [
+        ("0", "done"), ("1", "done"), ("2", "missing"), ("3", "done")]
