@@ -170,8 +170,20 @@ def test_plot_draws_the_tpot_line_and_labels_points(tmp_path):
     assert len(vlines) == 1 and vlines[0].get_xdata()[0] == pytest.approx(1000 / 15)
     assert any(ln.get_label().startswith("TTFT SLO 50 ms") for ln in ax.get_lines())
     texts = {t.get_text() for t in ax.texts}
-    assert set(runs["label"]) <= texts
-    assert "deployment=pd workload.arrival.users=16" in texts
+    # the configuration without the group the colour shows, keys cut to their last part
+    assert texts == {"users=4", "users=16"} and len(ax.texts) == 3
+
+
+def test_coinciding_points_share_one_label(tmp_path):
+    root = sweep(tmp_path / "mr", [
+        (["workload.arrival.users=16"], summary(x=40.0, y=120.0)),
+        (["workload.arrival.users=64"], summary(x=40.0, y=120.0)),  # saturated: same point
+        (["workload.arrival.users=4"], summary(x=60.0, y=50.0)),
+    ])
+    from cosim.report.runs import load_multirun
+    runs = annotate(load_multirun(root).runs, "tok_s_per_user_mean", "output_tok_s_per_gpu")
+    ax = draw_pareto(runs, "tok_s_per_user_mean", "output_tok_s_per_gpu").axes[0]
+    assert sorted(t.get_text() for t in ax.texts) == ["users=16 / users=64", "users=4"]
 
 
 def test_experiment_grid_from_sweeper_params_and_command_line(tmp_path):

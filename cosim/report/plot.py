@@ -2,9 +2,10 @@
 
 SLO lines: with tokens/s per user on an axis, the TPOT objective is the line at
 1000 / slo.tpot_ms tokens/s per user (a user streams at 1/TPOT; points left of it miss
-the TPOT objective on average); the TTFT objective has no axis here and is written in the
-panel's corner. Points are labelled with their configuration (the run's label: the
-overrides that vary); a panel with more than LABEL_ALL points labels its frontier only.
+the TPOT objective on average); the TTFT objective has no axis here and is named in the
+legend. Points are labelled with their configuration (short_label: the overrides that
+vary, without the group the colour shows); a panel with more than LABEL_ALL points labels
+its frontier only, and coinciding points share one label.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 LABEL_ALL = 16  # label every point up to this many in a panel, else the frontier points only
+NEAR = 0.03  # points closer than this share of both axes share one label (they would overlap)
 PER_USER = ("tok_s_per_user_mean",)  # metrics in tokens/s per user: 1000/TPOT is their SLO
 AXIS_LABELS = {
     "tok_s_per_user_mean": "tokens/s per user (mean of 1/TPOT)",
@@ -129,13 +131,44 @@ def _slo_lines(ax, rows: pd.DataFrame, x: str, y: str) -> None:
         ax.plot([], [], ls="none", label=", ".join(notes) + " (not on an axis)")
 
 
+def short_label(row: pd.Series) -> str:
+    """A point's label on the plot: the run's label without what its colour says (a group
+    choice such as `deployment=pd`), each key cut to its last part (`users=16`, `tp=8`)."""
+    parts = []
+    for part in str(row["label"]).split():
+        key, eq, val = part.partition("=")
+        if eq and "." not in key and val == str(row.get("group")):
+            continue
+        parts.append(f"{key.lstrip('+').rsplit('.', 1)[-1]}={val}" if eq else part)
+    return " ".join(parts) or str(row["label"])
+
+
 def _point_labels(ax, rows: pd.DataFrame, x: str, y: str) -> None:
+    """Label points; points that coincide on the plot (within NEAR of the axes' spans, which
+    start at 0) share one label, naming each point's group when they differ."""
     shown = rows if len(rows) <= LABEL_ALL else rows[rows["on_frontier"]]
     if shown.empty:
         return
-    mid = (float(rows[x].min()) + float(rows[x].max())) / 2
+    xs, ys = rows[x].astype(float), rows[y].astype(float)
+    xspan = (xs.max() - min(xs.min(), 0.0)) or 1.0
+    yspan = (ys.max() - min(ys.min(), 0.0)) or 1.0
+    mid = (xs.min() + xs.max()) / 2
+    spots: list[tuple[float, float, list[tuple[str, str]]]] = []
     for _, r in shown.iterrows():
-        right = float(r[x]) > mid and rows[x].nunique() > 1  # write inwards, not off the panel
-        ax.annotate(str(r["label"]), (r[x], r[y]), xytext=(-4 if right else 4, 3),
+        px, py = float(r[x]), float(r[y])
+        near = [sp for sp in spots if abs(sp[0] - px) <= NEAR * xspan
+                and abs(sp[1] - py) <= NEAR * yspan]
+        if not near:
+            spots.append((px, py, []))
+            near = [spots[-1]]
+        texts = near[0][2]
+        entry = (str(r["group"]), short_label(r))
+        if entry not in texts:
+            texts.append(entry)
+    for px, py, texts in spots:
+        mixed = len({g for g, _ in texts}) > 1
+        text = " / ".join(f"{g}: {t}" if mixed else t for g, t in texts)
+        right = px > mid and xs.nunique() > 1  # write inwards, not off the panel
+        ax.annotate(text, (px, py), xytext=(-4 if right else 4, 3),
                     textcoords="offset points", ha="right" if right else "left",
                     fontsize=6, alpha=0.85, zorder=4)
