@@ -214,3 +214,12 @@ def test_experiment_grid_from_sweeper_params_and_command_line(tmp_path):
             write_job(root, str(i), list(ov), summary())
     assert [(j.run_dir, j.status) for j in sweep_jobs(root)] == [
         ("0", "done"), ("1", "done"), ("2", "missing"), ("3", "done")]
+
+
+def test_every_option_is_documented():
+    from cosim.report.cli import parser
+
+    page = (ROOT / "docs" / "report.md").read_text()
+    options = [s for a in parser()._actions for s in a.option_strings if s.startswith("--")]
+    missing = [o for o in options if o != "--help" and f"`{o}" not in page]
+    assert not missing, f"docs/report.md does not document {missing}"
