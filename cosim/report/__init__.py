@@ -4,7 +4,10 @@
 - :func:`pareto_mask` (frontier.py): non-dominated points, both metrics maximised
 - :func:`annotate`, :func:`best_configurations` (best.py): eligibility under an SLO
   attainment threshold, frontiers per scenario and group, best run per scenario and group
-- :func:`write_report` (build.py): runs.csv, pareto.csv, best.json, pareto.png
+- :func:`sweep_jobs` (jobs.py): every job of a sweep, done / infeasible / failed / missing
+- :func:`rescore` (rescore.py): SLO attainment and goodput under another SLO, from
+  each run's requests.parquet
+- :func:`write_report` (build.py): runs.csv, pareto.csv, best.json, jobs.csv, pareto.png
 - `cosim-report` (cli.py: :func:`report_main`)
 
 See docs/report.md.
@@ -13,7 +16,10 @@ See docs/report.md.
 from cosim.report.best import annotate, best_configurations
 from cosim.report.build import Report, build_report, write_report
 from cosim.report.frontier import frontier_flags, pareto_mask
+from cosim.report.jobs import Job, sweep_jobs
+from cosim.report.rescore import rescore
 from cosim.report.runs import Multirun, ReportError, load_multirun
 
-__all__ = ["Multirun", "Report", "ReportError", "annotate", "best_configurations",
-           "build_report", "frontier_flags", "load_multirun", "pareto_mask", "write_report"]
+__all__ = ["Job", "Multirun", "Report", "ReportError", "annotate", "best_configurations",
+           "build_report", "frontier_flags", "load_multirun", "pareto_mask", "rescore",
+           "sweep_jobs", "write_report"]

@@ -3,9 +3,11 @@
     cosim -m +experiment=seed_study_small
     cosim-report multirun/seed_study_small/<timestamp> --slo-attainment 0.9
 
-Writes runs.csv, pareto.csv, best.json and pareto.png into `--out` (default
-`<multirun dir>/report`) and prints the best run per scenario and deployment. See
-docs/report.md.
+    cosim-report multirun/.../<timestamp> --ttft-ms 200 --tpot-ms 30   # another SLO, no re-run
+
+Writes runs.csv, pareto.csv, best.json, jobs.csv and pareto.png into `--out` (default
+`<multirun dir>/report`), prints the sweep's failed and missing jobs (one line each) and the
+best run per scenario and deployment. See docs/report.md.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import sys
 from collections.abc import Sequence
 
 from cosim.report.best import DEFAULT_GROUP, DEFAULT_SCENARIO
+from cosim.report.jobs import Job, status_counts, sweep_jobs
 from cosim.report.runs import ReportError
 
 
@@ -32,6 +35,16 @@ def _attainment(text: str) -> float | None:
     return v
 
 
+def _ms(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not v > 0 or v == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of milliseconds, got {v}")
+    return v
+
+
 def parser() -> argparse.ArgumentParser:
     """The command-line parser of cosim-report."""
     p = argparse.ArgumentParser(
@@ -44,6 +57,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--slo-attainment", type=_attainment, default=0.9, metavar="FRACTION",
                    help="eligible runs reach at least this SLO attainment (default 0.9; 0: no "
                         "SLO constraint, feasible runs only)")
+    p.add_argument("--ttft-ms", type=_ms, default=None, metavar="MS",
+                   help="re-score every run against this TTFT objective from its "
+                        "requests.parquet (default: each run's own SLO)")
+    p.add_argument("--tpot-ms", type=_ms, default=None, metavar="MS",
+                   help="re-score every run against this TPOT objective (default: each run's "
+                        "own SLO)")
     p.add_argument("--x", default="tok_s_per_user_mean",
                    help="frontier x metric, maximised (default tok_s_per_user_mean)")
     p.add_argument("--y", default="output_tok_s_per_gpu",
@@ -105,6 +124,25 @@ def print_best(best: dict) -> None:
                           f"({metric} = {_fmt(scen['best'].get(metric))})")
 
 
+def print_jobs(jobs: list[Job], file=None) -> None:
+    """One line per failed or missing job, then the counts; nothing for a clean sweep."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(file=file)
+    bad = [j for j in jobs if j.status in ("failed", "missing")]
+    counts = status_counts(jobs)
+    line = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+    if bad:
+        t = Table(title=f"jobs not done: {len(bad)} of {len(jobs)}")
+        for col in ("job", "status", "overrides", "reason"):
+            t.add_column(col, overflow="fold")
+        for j in bad:
+            t.add_row(j.run_dir, j.status, " ".join(j.overrides), j.reason)
+        console.print(t)
+    console.print(f"jobs: {len(jobs)} ({line or 'none'})")
+
+
 def report_main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `cosim-report`; returns the exit status (2 on a bad folder or file)."""
     from cosim.report.build import write_report
@@ -114,10 +152,24 @@ def report_main(argv: Sequence[str] | None = None) -> int:
         rep = write_report(args.multirun_dir, args.out, x=args.x, y=args.y, metric=args.metric,
                            slo_attainment_min=args.slo_attainment, group_by=args.by,
                            scenario_by=args.scenario, config_keys=args.config_keys,
-                           skip_bad=args.skip_bad, plot=not args.no_plot)
+                           skip_bad=args.skip_bad, plot=not args.no_plot,
+                           ttft_ms=args.ttft_ms, tpot_ms=args.tpot_ms)
     except ReportError as e:
+        try:  # a sweep whose every job failed still gets its job list
+            jobs = sweep_jobs(args.multirun_dir)
+        except (ReportError, OSError):
+            jobs = []
+        if jobs:
+            print_jobs(jobs, file=sys.stderr)
         print(f"cosim-report: {e}", file=sys.stderr)
         return 2
+    print_jobs(rep.jobs)
+    if rep.best["rescored"]:
+        r = rep.best["rescored"]
+        print("re-scored from requests.parquet: "
+              + ", ".join(f"{k} = {r[k]:g}" for k in ("ttft_ms", "tpot_ms") if r[k] is not None))
+        for s in r["not_rescored"]:
+            print(f"cosim-report: not re-scored {s['run_dir']}: {s['reason']}", file=sys.stderr)
     for s in rep.best["skipped"]:
         print(f"cosim-report: skipped {s['run_dir']}: {s['reason']}", file=sys.stderr)
     print_best(rep.best)
