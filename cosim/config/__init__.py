@@ -17,6 +17,7 @@ from cosim.config.compute import ComputeConfig
 from cosim.config.deployment import DeploymentConfig
 from cosim.config.errors import ConfigError
 from cosim.config.hardware import HardwareConfig
+from cosim.config.kinds import apply_kind_overrides
 from cosim.config.model import ModelConfig
 from cosim.config.network import NetworkConfig
 from cosim.config.slo import SLOConfig
@@ -36,6 +37,7 @@ __all__ = [
     "WorkloadConfig",
     "register_configs",
     "to_object",
+    "apply_kind_overrides",
     "check_unknown_keys",
     "validate",
 ]
@@ -64,6 +66,9 @@ class Config:
     compute: ComputeConfig = field(default_factory=ComputeConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     seed: int = 0
+    # Deployment keys that apply only when deployment.kind matches, for sweeps over several
+    # kinds: kind -> {deployment key: value} (cosim.config.kinds, docs/sweeps.md).
+    kind_overrides: dict[str, Any] = field(default_factory=dict)
 
 
 _registered = False
