@@ -4,14 +4,22 @@ apply only to jobs of that kind and are validated against that kind's schema."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 
-from cosim.config import ConfigError, apply_kind_overrides, register_configs, to_object
+from cosim.config import (
+    ConfigError,
+    apply_kind_overrides,
+    register_configs,
+    to_object,
+    validate,
+)
 from cosim.paths import hydra_config_dir
 from cosim.report.runs import load_multirun
 from cosim.serving.deployments import known_deployments
@@ -42,6 +50,34 @@ def test_kind_keys_apply_only_to_their_kind():
     # the Config dataclass path (cosim.simulate accepts one) gives the same deployment
     obj = to_object(_compose(["deployment=afd", f"{AFD_DP}=2"]))
     assert to_object(apply_kind_overrides(obj)).deployment.roles["attention"].layout.dp == 2
+
+
+def test_options_stay_free_and_are_checked_per_kind():
+    cfg = apply_kind_overrides(_compose(["deployment=pd", "+kind_overrides.pd.options.kv_transfer=layerwise"]))
+    assert cfg.deployment.options.kv_transfer == "layerwise"
+    validate(to_object(cfg))
+    bad = apply_kind_overrides(_compose(["deployment=pd", "+kind_overrides.pd.options.nope=1"]))
+    with pytest.raises(ConfigError) as e:
+        validate(to_object(bad))
+    assert e.value.field == "deployment.options.nope"
+
+
+def _doc_kind_overrides() -> list[str]:
+    text = (Path(__file__).parents[1] / "docs" / "report.md").read_text()
+    return sorted(set(re.findall(r"\+kind_overrides\.(?:chunked|pd|afd|pd_afd)\.[\w.]+=[\w]+", text)))
+
+
+def test_the_documented_kind_keys_apply_and_validate():
+    keys = _doc_kind_overrides()
+    assert len(keys) >= 5
+    for kind in ("chunked", "pd", "afd"):
+        cfg = apply_kind_overrides(_compose([f"deployment={kind}", *keys]), known_deployments())
+        validate(to_object(cfg))
+        for ov in keys:
+            key, value = ov.lstrip("+").split("=")
+            _, k, rest = key.split(".", 2)
+            if k == kind:
+                assert str(OmegaConf.select(cfg, f"deployment.{rest}")) == value, ov
 
 
 def test_no_kind_overrides_is_a_no_op():

@@ -51,6 +51,9 @@ def apply_kind_overrides(cfg: Any, kinds: Any = ()) -> Any:
         return cfg
     out = cfg.copy()
     OmegaConf.set_struct(out, True)  # a key the kind's schema lacks is an error
+    # `options` stays free, as on the command line: its keys are checked per kind by
+    # cosim.config.deployment_disagg.parse_options (an unknown one names deployment.options.<key>)
+    OmegaConf.set_struct(out.deployment.options, False)
     patch = scoped[kind]
     try:
         out.deployment = OmegaConf.merge(out.deployment, patch)
