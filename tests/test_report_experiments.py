@@ -13,9 +13,10 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from cosim.config import register_configs, to_object, validate
+from cosim.config import apply_kind_overrides, register_configs, to_object, validate
 from cosim.paths import hydra_config_dir
 from cosim.report.cli import report_main
+from cosim.serving.deployments import known_deployments
 
 EXPERIMENTS = sorted(p.stem for p in (Path(hydra_config_dir()) / "experiment").glob("*.yaml"))
 
@@ -53,15 +54,22 @@ def sweep_points(params: dict, full: bool = False) -> list[list[str]]:
 
 def test_the_documented_experiments_exist():
     assert {"seed_study_small", "seed_study", "frontier_small", "pd_ratio",
-            "afd_ratio"} <= set(EXPERIMENTS)
+            "afd_ratio", "kinds_small"} <= set(EXPERIMENTS)
 
 
 @pytest.mark.parametrize("name", EXPERIMENTS)
 def test_every_swept_value_composes_and_validates(name):
     for point, cfg in points_of(name):
+        cfg = apply_kind_overrides(cfg, known_deployments())  # kind-scoped keys (docs/report.md)
         validate(to_object(cfg))
         for ov in point:  # a swept value reached the config (a group choice: its name/kind)
             key, value = ov.split("=")
+            key = key.lstrip("+")
+            if key.startswith("kind_overrides."):  # applied to the deployment of its kind only
+                _, kind, key = key.split(".", 2)
+                if cfg.deployment.kind != kind:
+                    continue
+                key = f"deployment.{key}"
             node = OmegaConf.select(cfg, key)
             got = (node.get("name", node.get("kind")) if OmegaConf.is_config(node) else node)
             assert str(got) == value, (name, key, got)

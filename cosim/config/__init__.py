@@ -17,6 +17,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from cosim.config.compute import ComputeConfig
 from cosim.config.deployment import DeploymentConfig
 from cosim.config.hardware import HardwareConfig
+from cosim.config.kinds import apply_kind_overrides
 from cosim.config.model import ModelConfig
 from cosim.config.network import NetworkConfig
 from cosim.config.slo import SLOConfig
@@ -39,6 +40,7 @@ __all__ = [
     "WorkloadConfig",
     "register_configs",
     "to_object",
+    "apply_kind_overrides",
     "check_unknown_keys",
     "validate",
 ]
@@ -87,6 +89,9 @@ class Config:
     output: OutputConfig = field(default_factory=OutputConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     seed: int = 0
+    # Deployment keys that apply only when deployment.kind matches, for sweeps over several
+    # kinds: kind -> {deployment key: value} (cosim.config.kinds, docs/sweeps.md).
+    kind_overrides: dict[str, Any] = field(default_factory=dict)
 
 
 _registered = False

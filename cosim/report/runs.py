@@ -25,6 +25,10 @@ from typing import Any
 
 import pandas as pd
 
+from cosim.config.errors import ConfigError
+from cosim.config.kinds import KEY as KIND_KEY
+from cosim.config.kinds import apply_kind_overrides
+
 SUMMARY = "summary.json"
 OVERRIDES = Path(".hydra") / "overrides.yaml"
 CONFIG = Path(".hydra") / "config.yaml"
@@ -155,6 +159,10 @@ def _config_values(path: Path, keys: Iterable[str]) -> dict[str, Any]:
         cfg = OmegaConf.load(path)
     except Exception as e:  # yaml or omegaconf errors: name the file either way
         raise ReportError(f"{path}: cannot read the config: {' '.join(str(e).split())}") from None
+    try:  # the deployment the job ran: its kind's kind_overrides applied (cosim.config.kinds)
+        cfg = apply_kind_overrides(cfg)
+    except ConfigError as e:
+        raise ReportError(f"{path}: {e}") from None
     out = {}
     for k in keys:
         v = OmegaConf.select(cfg, k, default=None, throw_on_resolution_failure=False)
@@ -215,6 +223,11 @@ def load_multirun(root: str | Path, *, config_keys: Sequence[str] = (),
                 raise
             skipped.append(SkippedRun(rel, str(e)))
             continue
+        for k in ov:  # kind_overrides.<kind>.* did not apply to a job of another kind
+            parts = k.lstrip("+").split(".")
+            if (len(parts) > 2 and parts[0] == KIND_KEY
+                    and summary.get("deployment_kind") not in (None, parts[1])):
+                ov[k] = None
         flat = {k: _numeric(v) for k, v in _flatten(summary).items()}
         for k in list(flat):
             if k in ov or k in ("run_dir", "overrides", "label"):

@@ -13,7 +13,7 @@ import pandas as pd
 from cosim.errors import ConfigError
 from cosim.model.layout import ParallelLayout
 from cosim.serving.comm import AlphaBetaComm, LinkFigures, NoComm, TrafficShape
-from cosim.serving.deployments import get_deployment
+from cosim.serving.deployments import get_deployment, known_deployments
 from cosim.serving.deployments.base import Deployment, SimContext
 from cosim.serving.engine import Engine
 from cosim.serving.events import RequestArrival
@@ -116,10 +116,10 @@ def make_comm_factory(cfg: Any, spec: Any, notes: dict) -> tuple[CommFactory, di
 def prepare(cfg: Any, step_cost_factory: StepCostFactory | None = None,
             comm_factory: CommFactory | None = None) -> tuple[Deployment, SimContext, dict]:
     """Validate `cfg` and build the workload and the deployment (nothing runs yet)."""
-    from cosim.config import to_object, validate
+    from cosim.config import apply_kind_overrides, to_object, validate
     from cosim.model.spec import ModelSpec
 
-    cfg = to_object(cfg)
+    cfg = to_object(apply_kind_overrides(cfg, known_deployments()))
     validate(cfg)
     spec = ModelSpec.from_config(cfg.model)
     max_ctx = int(spec.max_context)
