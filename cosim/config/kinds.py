@@ -19,7 +19,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from cosim.config.errors import ConfigError
+from cosim.errors import ConfigError
 
 KEY = "kind_overrides"
 

@@ -25,9 +25,9 @@ from typing import Any
 
 import pandas as pd
 
-from cosim.config.errors import ConfigError
 from cosim.config.kinds import KEY as KIND_KEY
 from cosim.config.kinds import apply_kind_overrides
+from cosim.errors import ConfigError
 
 SUMMARY = "summary.json"
 OVERRIDES = Path(".hydra") / "overrides.yaml"
