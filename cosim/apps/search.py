@@ -65,6 +65,8 @@ def search_task(cfg: DictConfig) -> dict:
                     "cached": int(sum(p.get("cached", False) for o in outcomes for p in o.points))}
     (out_dir / "best.json").write_text(json.dumps(doc, indent=2, default=float) + "\n")
     Console().print(terminal_table(doc))
+    for kind, err in (doc.get("ns3_failed") or {}).items():
+        Console().print(f"ns-3 confirmation of {kind} failed: {err}")
     conf = doc.get("ns3_confirmation")
     if conf:
         Console().print(f"ns-3 confirmation: ranking {' > '.join(conf['ns3_ranking'])} "

@@ -23,6 +23,8 @@ from typing import Any
 from joblib import Parallel, delayed
 
 from cosim.config.search import SearchConfig
+from cosim.network.flows import InvalidResult
+from cosim.network.ns3.client import Ns3Error
 from cosim.search.bisection import highest_passing
 from cosim.search.evaluate import evaluate
 from cosim.search.space import DECODE_SCHEDULER, Candidate
@@ -150,9 +152,13 @@ def simulate_task(base: Sequence[str], cand: Candidate, s: SearchConfig, store: 
 
 def confirm_task(base: Sequence[str], cand: Candidate, s: SearchConfig, store: str,
                  users: int) -> dict[str, Any]:
-    rec = evaluate(base, cand, users, s.requests, Path(store), s.warmup_fraction,
-                   extra=("network=ns3",))
-    return rec
+    """The best load on ns-3; a backend failure is recorded (the search's answer stands)."""
+    try:
+        return evaluate(base, cand, users, s.requests, Path(store), s.warmup_fraction,
+                        extra=("network=ns3",))
+    except (Ns3Error, InvalidResult) as e:
+        return {"cid": cand.cid, "kind": cand.kind, "users": users, "feasible": False,
+                "error": f"ns-3: {' '.join(str(e).split())[:400]}"}
 
 
 def objective_value(rec: dict[str, Any] | None, objective: str) -> float:

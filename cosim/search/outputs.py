@@ -82,7 +82,12 @@ def best_document(outcomes: list[Outcome], kinds: list[str], objective: str,
     o = best_of(outcomes, None, objective)
     doc["overall"] = _entry(o) if o is not None else {"answer": "infeasible"}
     doc["static_vs_simulated"] = ranking_disagreement(outcomes, kinds, objective)
-    confirmed = [x for x in outcomes if x.confirm is not None and x.best is not None]
+    failed = {x.cand.kind: x.confirm["error"] for x in outcomes
+              if x.confirm is not None and x.confirm.get("error")}
+    confirmed = [x for x in outcomes if x.confirm is not None and x.best is not None
+                 and not x.confirm.get("error")]
+    if failed:
+        doc["ns3_failed"] = failed
     if confirmed:
         key = "output_tok_s_per_gpu"
         ana = sorted(confirmed, key=lambda x: -(x.best.get(key) or 0.0))
@@ -149,8 +154,9 @@ def _entry(o: Outcome) -> dict[str, Any]:
          "settings": o.cand.settings}
     if o.confirm is not None:
         c = o.confirm
-        e["ns3"] = {"tok_s_per_gpu": c.get("output_tok_s_per_gpu"),
-                    "attainment": c.get("attainment"), "tpot_ms_p90": c.get("tpot_ms_p90")}
+        e["ns3"] = ({"error": c["error"]} if c.get("error") else
+                    {"tok_s_per_gpu": c.get("output_tok_s_per_gpu"),
+                     "attainment": c.get("attainment"), "tpot_ms_p90": c.get("tpot_ms_p90")})
     return e
 
 

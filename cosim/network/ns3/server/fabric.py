@@ -25,6 +25,9 @@ TCP_LIMIT_S = 10.0
 # Deep device queues: switches never drop (credit/PFC flow control stand-in). The bound
 # only guards memory; a batch that would overflow it is reported as an error.
 QUEUE_PACKETS = 50_000_000
+# ns-3's Queue counts bytes in a uint32_t: the flow driver bounds each queue to what fits at
+# the batch's frame size; TCP fabrics (frame size set later) use the bound of the largest frame.
+TCP_QUEUE_PACKETS = min(QUEUE_PACKETS, (2**32 - 1) // (wire.MAX_FRAME_BYTES + 2))
 
 _compiled = None
 
@@ -92,7 +95,7 @@ class Ns3Fabric:
                             np.array(topo.link_dst, dtype=np.int32),
                             np.array(topo.link_bps, dtype=np.uint64),
                             np.array(topo.link_latency_ps, dtype=np.int64),
-                            QUEUE_PACKETS, transport == "dctcp", int(frame_bytes))
+                            TCP_QUEUE_PACKETS, transport == "dctcp", int(frame_bytes))
             if err:
                 raise RuntimeError(f"TCP fabric build failed: {_text(err)}")
             self._tcp[transport] = (fab, [0])

@@ -84,6 +84,7 @@ class Fabric
                       const int64_t* linkDelayPs,
                       uint32_t queuePackets)
     {
+        m_queuePackets = queuePackets;
         m_linkSrc.assign(linkSrc, linkSrc + numLinks);
         m_linkDst.assign(linkDst, linkDst + numLinks);
         for (int32_t n = 0; n < numNodes; ++n)
@@ -123,12 +124,18 @@ class Fabric
     // Set the frame size (bytes handed to a device per packet, FlowHeader included).
     std::string SetFrameBytes(uint32_t frameBytes)
     {
+        // ns-3's Queue counts its bytes in a uint32_t (queue.h asserts on the wrap-around and
+        // kills the process): bound each device queue so its bytes fit, at this frame size
+        // (+2 bytes of PPP header per packet). A batch that needs more is reported as drops.
+        const uint64_t fit = static_cast<uint64_t>(UINT32_MAX) / (frameBytes + 2u);
+        const uint32_t cap = static_cast<uint32_t>(std::min<uint64_t>(m_queuePackets, fit));
         for (auto& d : m_tx)
         {
             if (!d->SetMtu(frameBytes))
             {
                 return "device refused mtu " + std::to_string(frameBytes);
             }
+            d->GetQueue()->SetMaxSize(QueueSize(QueueSizeUnit::PACKETS, cap));
         }
         m_payload = frameBytes - kHeaderBytes;
         return "";
@@ -341,6 +348,7 @@ class Fabric
     int32_t m_numFlows{0};
     int32_t m_done{0};
     uint32_t m_payload{9000 - kHeaderBytes};
+    uint32_t m_queuePackets{0};
     uint64_t m_hops{0};
     uint64_t m_drops{0};
     uint64_t m_events{0};
