@@ -173,7 +173,11 @@ def test_cosim_search_app_writes_its_outputs_and_resumes(tmp_path):
     assert first.returncode == 0, first.stderr[-2000:]
     doc = json.loads((out / "best.json").read_text())
     assert doc["stats"]["candidates"] == 2 and doc["stats"]["cached"] == 0
-    assert doc["by_kind"]["chunked"]["answer"] in ("feasible", "infeasible")
+    entry = doc["by_kind"]["chunked"]
+    assert entry["answer"] in ("feasible", "infeasible")
+    if entry["answer"] == "feasible":  # every answer says where its numbers came from
+        assert set(entry["compute_sources"]) <= {"measured", "interpolated", "roofline"}
+        assert entry["network"]
     again = _cli(*args, cwd=tmp_path)
     assert again.returncode == 0
     doc2 = json.loads((out / "best.json").read_text())

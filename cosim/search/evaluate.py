@@ -25,7 +25,7 @@ from cosim.search.space import Candidate
 SUMMARY_KEYS = ("num_gpus", "output_tok_s_per_gpu", "tok_s_per_user_mean", "ttft_ms_p50",
                 "ttft_ms_p90", "tpot_ms_p50", "tpot_ms_p90", "usd_per_mtok", "iteration_ms_mean",
                 "decode_batch_mean", "events", "sim_wall_s", "simulated_s", "preemptions",
-                "network", "slo", "prefix_hit_rate")
+                "network", "slo", "prefix_hit_rate", "compute_sources")
 
 
 def run_overrides(base: Sequence[str], cand: Candidate, users: int, requests: int,
