@@ -27,14 +27,7 @@ from cosim.network.flows import InvalidResult
 from cosim.network.ns3.client import Ns3Error
 from cosim.search.bisection import highest_passing
 from cosim.search.evaluate import evaluate
-from cosim.search.space import DECODE_SCHEDULER, Candidate
-
-# The memory-plan role that holds the decode KV cache, per kind.
-DECODE_ROLE = {"chunked": "replica", "pd": "decode", "afd": "attention", "pd_afd": "attention"}
-# The config prefix counting that role's instances, per kind.
-DECODE_COUNT = {"chunked": "deployment.replicas", "pd": "deployment.roles.decode.count",
-                "afd": "deployment.roles.attention.count",
-                "pd_afd": "deployment.roles.attention.count"}
+from cosim.search.space import DECODE, Candidate
 
 
 @dataclass
@@ -44,6 +37,7 @@ class Outcome:
     cand: Candidate
     static: dict[str, Any]
     bound_tok_s_per_gpu: float = 0.0
+    cap: int = 1  # requests the layout can hold at once (concurrency_cap of the static run)
     stage: str = "static"  # static | simulated | skipped
     reason: str = ""  # why it was pruned / where its best stops
     points: list[dict[str, Any]] = field(default_factory=list)  # simulated loads
@@ -51,20 +45,16 @@ class Outcome:
     confirm: dict[str, Any] | None = None  # the best load re-run on ns-3
 
 
-def decode_ranks(c: Candidate) -> int:
-    role = DECODE_SCHEDULER[c.kind]
-    return int(c.settings.get(DECODE_COUNT[c.kind], 1)) * int(c.settings.get(f"{role}.layout.dp", 1))
-
-
 def concurrency_cap(c: Candidate, rec: dict[str, Any]) -> int:
     """Requests the layout can hold at once: scheduler caps and KV tokens, whichever binds."""
-    role = DECODE_SCHEDULER[c.kind]
-    cap = decode_ranks(c) * int(c.settings.get(f"{role}.scheduler.max_running_requests", 64))
-    mem = (rec.get("memory") or {}).get(DECODE_ROLE[c.kind]) or {}
-    per_req = max(1.0, float(rec.get("mean_request_tokens") or 1.0))
-    kv = mem.get("kv_tokens")
+    side = DECODE[c.kind]
+    count = int(c.settings.get(side.count_key, 1))
+    ranks = count * int(c.settings.get(f"{side.prefix}.layout.dp", 1))
+    cap = ranks * int(c.settings.get(f"{side.prefix}.scheduler.max_running_requests", 64))
+    kv = ((rec.get("memory") or {}).get(side.memory_role) or {}).get("kv_tokens")
     if kv:
-        cap = min(cap, int(kv * int(c.settings.get(DECODE_COUNT[c.kind], 1)) // per_req))
+        per_req = max(1.0, float(rec.get("mean_request_tokens") or 1.0))
+        cap = min(cap, int(kv * count // per_req))
     return max(1, cap)
 
 
@@ -210,7 +200,8 @@ def run_search(base: Sequence[str], s: SearchConfig, cands: list[Candidate], out
         o.reason = one_user_verdict(rec, s.slo_attainment)
         if not o.reason:
             tpot = max(1e-6, float(rec.get("tpot_ms_p50") or 0.0) / 1e3)
-            o.bound_tok_s_per_gpu = concurrency_cap(c, rec) / tpot / max(1, c.gpus)
+            o.cap = concurrency_cap(c, rec)
+            o.bound_tok_s_per_gpu = o.cap / tpot / max(1, c.gpus)
         outcomes.append(o)
     chosen: list[Outcome] = []
     for kind in s.kinds:
@@ -222,11 +213,11 @@ def run_search(base: Sequence[str], s: SearchConfig, cands: list[Candidate], out
             o.stage = "skipped"
             o.reason = (f"not simulated: static bound {o.bound_tok_s_per_gpu:,.0f} tok/s/GPU "
                         f"ranks below the kind's {len(keep)} simulated candidates")
-    sims = _parallel(s, [(simulate_task, (base, o.cand, s, store, concurrency_cap(o.cand, o.static)))
-                         for o in chosen], "simulation stage (bisection)", progress)
+    sims = _parallel(s, [(simulate_task, (base, o.cand, s, store, o.cap)) for o in chosen],
+                     "simulation stage (bisection)", progress)
     for o, (points, best, fail) in zip(chosen, sims, strict=True):
         o.stage, o.points, o.best = "simulated", points, best
-        o.reason = stop_reason(best, fail, concurrency_cap(o.cand, o.static), s.max_users)
+        o.reason = stop_reason(best, fail, o.cap, s.max_users)
         if s.objective == "tok_s_per_user" and best is not None:
             # per-user speed peaks at low load: the candidate's best is its fastest passing point
             passing = [p for p in points if p.get("feasible")

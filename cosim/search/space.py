@@ -166,9 +166,21 @@ GENERATORS = {"chunked": chunked_candidates, "pd": pd_candidates, "afd": afd_can
               "pd_afd": pd_afd_candidates}
 
 
-# The scheduler group whose running-request cap bounds decode in each kind.
-DECODE_SCHEDULER = {"chunked": "deployment", "pd": "deployment.roles.decode",
-                    "afd": "deployment.roles.attention", "pd_afd": "deployment.roles.attention"}
+@dataclass(frozen=True)
+class DecodeSide:
+    """Where a kind's decode side lives in its config and in its memory plan."""
+
+    prefix: str  # the config node with its layout and scheduler
+    count_key: str  # how many instances / units of it
+    memory_role: str  # its entry in summary["deployment"]["memory"]
+
+
+DECODE = {"chunked": DecodeSide("deployment", "deployment.replicas", "replica"),
+          "pd": DecodeSide("deployment.roles.decode", "deployment.roles.decode.count", "decode"),
+          "afd": DecodeSide("deployment.roles.attention", "deployment.roles.attention.count",
+                            "attention"),
+          "pd_afd": DecodeSide("deployment.roles.attention", "deployment.roles.attention.count",
+                               "attention")}
 
 
 def with_caps(c: Candidate, running_per_gpu: int) -> Candidate:
@@ -178,7 +190,7 @@ def with_caps(c: Candidate, running_per_gpu: int) -> Candidate:
     configs) would silently cap a TP8 rank at 8 requests per GPU; the search sets it from the
     layout and reports it in the candidate's words.
     """
-    role = DECODE_SCHEDULER[c.kind]
+    role = DECODE[c.kind].prefix
     tp = int(c.settings.get(f"{role}.layout.tp", 1))
     cap = running_per_gpu * tp
     st = {**c.settings, f"{role}.scheduler.max_running_requests": cap}
