@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from matplotlib.ticker import MaxNLocator
 
 from cosim.search.driver import Outcome, best_of, objective_value
 
@@ -202,7 +203,7 @@ def plot_pareto(pts: pd.DataFrame, ttft_ms: float | None, tpot_ms: float | None,
 
 def _svg(pts: pd.DataFrame, tpot_ms: float | None) -> str:
     """An inline SVG scatter; each point's <title> shows its configuration on hover."""
-    w, h, m = 760, 440, 55
+    w, h, m = 900, 480, 60
     if not len(pts):
         return "<p>No simulated point.</p>"
     xmax = float(max(pts["tok_s_per_user"].max(), 1000.0 / tpot_ms if tpot_ms else 0)) * 1.05
@@ -221,10 +222,13 @@ def _svg(pts: pd.DataFrame, tpot_ms: float | None) -> str:
           f'<text x="{w / 2}" y="{h - 15}" text-anchor="middle">output tokens/s per user</text>',
           f'<text x="15" y="{h / 2}" transform="rotate(-90 15 {h / 2})" text-anchor="middle">'
           'output tokens/s per GPU</text>']
-    for i in range(5):
-        xv, yv = xmax * i / 4, ymax * i / 4
-        el.append(f'<text x="{sx(xv):.0f}" y="{h - m + 14}" text-anchor="middle">{xv:.0f}</text>')
-        el.append(f'<text x="{m - 5}" y="{sy(yv):.0f}" text-anchor="end">{yv:.0f}</text>')
+    for xv in (v for v in MaxNLocator(nbins=6).tick_values(0, xmax) if 0 <= v <= xmax):
+        el.append(f'<text x="{sx(xv):.0f}" y="{h - m + 14}" text-anchor="middle">{xv:g}</text>'
+                  f'<line x1="{sx(xv):.1f}" y1="{h - m}" x2="{sx(xv):.1f}" y2="{h - m + 4}" '
+                  'stroke="black"/>')
+    for yv in (v for v in MaxNLocator(nbins=6).tick_values(0, ymax) if 0 <= v <= ymax):
+        el.append(f'<text x="{m - 7}" y="{sy(yv) + 4:.0f}" text-anchor="end">{yv:g}</text>'
+                  f'<line x1="{m - 4}" y1="{sy(yv):.1f}" x2="{m}" y2="{sy(yv):.1f}" stroke="black"/>')
     if tpot_ms:
         x = sx(1000.0 / tpot_ms)
         el.append(f'<line x1="{x:.1f}" y1="{m}" x2="{x:.1f}" y2="{h - m}" stroke="gray" '
@@ -238,7 +242,8 @@ def _svg(pts: pd.DataFrame, tpot_ms: float | None) -> str:
             op = "0.9" if r["meets"] else "0.25"
             el.append(f'<circle cx="{sx(r["tok_s_per_user"]):.1f}" cy="{sy(r["tok_s_per_gpu"]):.1f}"'
                       f' r="5" fill="{c}" fill-opacity="{op}"><title>{tip}</title></circle>')
-    for i, (kind, c) in enumerate(KIND_COLORS.items()):
+    present = set(pts["kind"])
+    for i, (kind, c) in enumerate((k, c) for k, c in KIND_COLORS.items() if k in present):
         el.append(f'<circle cx="{w - m - 80}" cy="{m + 14 * i}" r="5" fill="{c}"/>'
                   f'<text x="{w - m - 70}" y="{m + 4 + 14 * i}">{kind}</text>')
     el.append("</svg>")
@@ -267,7 +272,8 @@ def write_report(path: Path, doc: dict[str, Any], cands: pd.DataFrame, pts: pd.D
         else:
             rows.append(f"<tr><td>{kind}</td><td colspan=5>infeasible ({e['candidates']} "
                         f"candidates)</td><td>{html.escape(e['binding'])}</td><td></td></tr>")
-    counts = cands.groupby(["kind", "stage"]).size().unstack(fill_value=0)
+    counts = (cands.groupby(["kind", "stage"]).size().unstack(fill_value=0)
+              .rename_axis(index=None, columns=None))
     page = f"""<!DOCTYPE html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>body{{font-family:sans-serif;margin:24px;max-width:1100px}}
 table{{border-collapse:collapse;font-size:13px}}td,th{{border:1px solid #ccc;padding:4px 8px;
