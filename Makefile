@@ -11,7 +11,7 @@ STAMP := $(VENV)/.cosim-installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[ns3,launchers,dev]'
+	$(BIN)/python -m pip install -q -e '.[ns3,launchers,cluster,dev]'
 	touch $(STAMP)
 
 # The main job: a design-space search on 16 GPUs (default model and fabric, chat) for the

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -183,12 +184,25 @@ def test_cosim_search_app_writes_its_outputs_and_resumes(tmp_path):
     doc2 = json.loads((out / "best.json").read_text())
     assert doc2["stats"]["cached"] == doc2["stats"]["simulations"] > 0  # all reused
     assert doc2["by_kind"] == doc["by_kind"]
+    # the same search through submitit (local subprocesses: the code path of a Slurm array)
+    out3 = tmp_path / "run_submitit"
+    sub = _cli(*args[:-1], f"hydra.run.dir={out3}", "search.executor=submitit",
+               "search.cluster.cluster=local", cwd=tmp_path)
+    assert sub.returncode == 0, sub.stderr[-2000:]
+    assert json.loads((out3 / "best.json").read_text())["by_kind"] == doc["by_kind"]
+    assert list((out3 / "submitit").glob("*/*_result.pkl"))  # the jobs ran under submitit
 
 
 def test_cosim_search_bad_input_is_one_line_and_exit_2(tmp_path):
     r = _cli("search.kinds=[chunked,nope]", f"hydra.run.dir={tmp_path}", cwd=tmp_path)
     assert r.returncode == 2
     assert r.stderr.strip().count("\n") == 0 and "search.kinds" in r.stderr
+    if importlib.util.find_spec("ray") is None:  # an executor whose package is missing
+        r = _cli("search.executor=ray", f"hydra.run.dir={tmp_path}", cwd=tmp_path)
+        assert r.returncode == 2 and r.stderr.strip().count("\n") == 0
+        assert "search.executor" in r.stderr and "pip install ray" in r.stderr
+    r = _cli("search.executor=slurm", f"hydra.run.dir={tmp_path}", cwd=tmp_path)
+    assert r.returncode == 2 and "search.executor" in r.stderr
     r = _cli("hardware=h800", "search.objective=usd_per_mtok", f"hydra.run.dir={tmp_path}",
              cwd=tmp_path)
     assert r.returncode == 2 and "hardware.usd_per_gpu_hour" in r.stderr

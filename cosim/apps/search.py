@@ -17,6 +17,7 @@ from cosim.config import to_object
 from cosim.errors import ConfigError
 from cosim.model.spec import ModelSpec
 from cosim.search.driver import run_search
+from cosim.search.executors import check_executor
 from cosim.search.outputs import terminal_table, write_all
 from cosim.search.space import generate_candidates
 
@@ -32,6 +33,7 @@ def search_task(cfg: DictConfig) -> dict:
     obj = to_object(cfg)
     s = obj.search
     s.validate("search")
+    check_executor(s)
     if s.objective == "usd_per_mtok" and obj.hardware.usd_per_gpu_hour is None:
         raise ConfigError("search.objective", f"usd_per_mtok needs a price: hardware "
                           f"{obj.hardware.name} has none; set hardware.usd_per_gpu_hour")

@@ -16,6 +16,33 @@ from cosim.errors import require
 KINDS = ("chunked", "pd", "afd", "pd_afd")
 OBJECTIVES = ("tok_s_per_gpu", "tok_s_per_user", "usd_per_mtok")
 CONFIRM = ("none", "ns3")
+EXECUTORS = ("joblib", "submitit", "ray")
+CLUSTERS = ("slurm", "local", "debug")
+
+
+@dataclass
+class ClusterConfig:
+    """Where evaluations run off this machine (search.executor=submitit or ray)."""
+
+    # submitit: `slurm` submits one array task per evaluation; `local` runs each in a
+    # subprocess of this machine through the same executor; `debug` in this process.
+    cluster: str = "slurm"
+    folder: str | None = None  # submitit's job files (default: <run dir>/submitit)
+    partition: str | None = None  # Slurm partition (null: the cluster's default)
+    timeout_min: int = 120  # per evaluation
+    cpus_per_task: int = 1  # a cosim run is single-threaded (2 with network=ns3)
+    mem_gb: float = 8.0
+    array_parallelism: int = 256  # Slurm array tasks running at once
+    ray_address: str | None = "auto"  # ray: a running cluster (null: start a local one)
+
+    def validate(self, prefix: str) -> None:
+        require(self.cluster in CLUSTERS, f"{prefix}.cluster",
+                f"unknown cluster {self.cluster!r}; use {', '.join(CLUSTERS)}")
+        for name in ("timeout_min", "cpus_per_task", "array_parallelism"):
+            v = getattr(self, name)
+            require(isinstance(v, int) and v >= 1, f"{prefix}.{name}",
+                    f"must be an integer >= 1, got {v!r}")
+        require(self.mem_gb > 0, f"{prefix}.mem_gb", f"must be > 0, got {self.mem_gb}")
 
 
 @dataclass
@@ -67,7 +94,11 @@ class SearchConfig:
     warmup_fraction: float = 0.25  # the first requests (by arrival) are warm-up, not measured
     bisection_steps: int = 5  # load evaluations per candidate after the doubling bracket
     max_users: int = 4096  # closed-loop bisection ceiling
-    jobs: int = -1  # joblib workers (-1: all cores)
+    jobs: int = -1  # joblib workers (-1: all cores); with executor=ray, Ray workers
+    # joblib (this machine) | submitit (Slurm, or `local` subprocesses) | ray (joblib's Ray
+    # backend): cosim.search.executors
+    executor: str = "joblib"
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
     # Scheduler caps set from the layout: running requests per attention-DP rank =
     # running_per_gpu x tp (a TP group shares one batch), capped by what the KV cache holds.
     running_per_gpu: int = 64
@@ -101,6 +132,9 @@ class SearchConfig:
                 f"must be >= 1, got {self.bisection_steps}")
         require(self.running_per_gpu >= 1, f"{prefix}.running_per_gpu",
                 f"must be >= 1, got {self.running_per_gpu}")
+        require(self.executor in EXECUTORS, f"{prefix}.executor",
+                f"unknown executor {self.executor!r}; use {', '.join(EXECUTORS)}")
+        self.cluster.validate(f"{prefix}.cluster")
         self.space.validate(f"{prefix}.space")
 
 

@@ -1,4 +1,4 @@
-"""The two stages of a design-space search over every candidate, on all local cores (joblib).
+"""The two stages of a design-space search over every candidate (cosim.search.executors runs them).
 
 Static stage: each candidate runs at ONE closed-loop user (no queueing by construction). That
 run gives its memory plan (an infeasible candidate stops here, with the planner's reason), its
@@ -20,13 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from joblib import Parallel, delayed
-
 from cosim.config.search import SearchConfig
 from cosim.network.flows import InvalidResult
 from cosim.network.ns3.client import Ns3Error
 from cosim.search.bisection import highest_passing
 from cosim.search.evaluate import evaluate
+from cosim.search.executors import Progress, run_tasks
 from cosim.search.space import DECODE, Candidate
 
 
@@ -162,27 +161,8 @@ def objective_value(rec: dict[str, Any] | None, objective: str) -> float:
     return float(rec.get(key[objective]) or 0.0)
 
 
-def _parallel(s: SearchConfig, tasks: list, label: str, progress: Any) -> list:
-    """Run joblib `tasks` (delayed calls) on s.jobs workers, in order, advancing `progress`."""
-    if not tasks:
-        return []
-    task_id = progress.add_task(label, total=len(tasks)) if progress is not None else None
-    out: list = [None] * len(tasks)
-    gen = Parallel(n_jobs=s.jobs, return_as="generator_unordered")(
-        delayed(_indexed)(i, fn, args) for i, (fn, args) in enumerate(tasks))
-    for i, res in gen:
-        out[i] = res
-        if progress is not None:
-            progress.advance(task_id)
-    return out
-
-
-def _indexed(i: int, fn: Any, args: tuple) -> tuple[int, Any]:
-    return i, fn(*args)
-
-
 def run_search(base: Sequence[str], s: SearchConfig, cands: list[Candidate], out_dir: Path,
-               progress: Any = None) -> list[Outcome]:
+               progress: Progress | None = None) -> list[Outcome]:
     """Both stages (and the ns-3 confirmation when s.confirm == 'ns3') over `cands`."""
     store = str(out_dir / "evals")
     base = list(base)
@@ -190,8 +170,8 @@ def run_search(base: Sequence[str], s: SearchConfig, cands: list[Candidate], out
     for c in cands:
         one = one_instance(c)
         singles.setdefault(one.cid, one)
-    done = _parallel(s, [(static_task, (base, c, s, store)) for c in singles.values()],
-                     f"static stage ({len(singles)} one-user runs)", progress)
+    done = run_tasks(s, [(static_task, (base, c, s, store)) for c in singles.values()],
+                     f"static stage ({len(singles)} one-user runs)", progress, out_dir)
     by_cid = dict(zip(singles, done, strict=True))
     statics = [by_cid[one_instance(c).cid] for c in cands]
     outcomes = []
@@ -213,8 +193,8 @@ def run_search(base: Sequence[str], s: SearchConfig, cands: list[Candidate], out
             o.stage = "skipped"
             o.reason = (f"not simulated: static bound {o.bound_tok_s_per_gpu:,.0f} tok/s/GPU "
                         f"ranks below the kind's {len(keep)} simulated candidates")
-    sims = _parallel(s, [(simulate_task, (base, o.cand, s, store, o.cap)) for o in chosen],
-                     "simulation stage (bisection)", progress)
+    sims = run_tasks(s, [(simulate_task, (base, o.cand, s, store, o.cap)) for o in chosen],
+                     "simulation stage (bisection)", progress, out_dir)
     for o, (points, best, fail) in zip(chosen, sims, strict=True):
         o.stage, o.points, o.best = "simulated", points, best
         o.reason = stop_reason(best, fail, o.cap, s.max_users)
@@ -226,8 +206,8 @@ def run_search(base: Sequence[str], s: SearchConfig, cands: list[Candidate], out
     if s.confirm == "ns3":
         finalists = [best_of(outcomes, k, s.objective) for k in s.kinds]
         finalists = [o for o in finalists if o is not None]
-        recs = _parallel(s, [(confirm_task, (base, o.cand, s, store, o.best["users"]))
-                             for o in finalists], "ns-3 confirmation", progress)
+        recs = run_tasks(s, [(confirm_task, (base, o.cand, s, store, o.best["users"]))
+                             for o in finalists], "ns-3 confirmation", progress, out_dir)
         for o, rec in zip(finalists, recs, strict=True):
             o.confirm = rec
     return outcomes
