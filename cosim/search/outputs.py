@@ -204,22 +204,24 @@ def plot_pareto(pts: pd.DataFrame, ttft_ms: float | None, tpot_ms: float | None,
 def _svg(pts: pd.DataFrame, tpot_ms: float | None) -> str:
     """An inline SVG scatter; each point's <title> shows its configuration on hover."""
     w, h, m = 900, 480, 60
+    right = 130  # the legend's column, outside the axes
     if not len(pts):
         return "<p>No simulated point.</p>"
     xmax = float(max(pts["tok_s_per_user"].max(), 1000.0 / tpot_ms if tpot_ms else 0)) * 1.05
     ymax = float(pts["tok_s_per_gpu"].max()) * 1.08 or 1.0
 
     def sx(v: float) -> float:
-        return m + (w - 2 * m) * v / xmax
+        return m + (w - m - right) * v / xmax
 
     def sy(v: float) -> float:
         return h - m - (h - 2 * m) * v / ymax
 
     el = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" '
           f'style="font:11px sans-serif">',
-          f'<line x1="{m}" y1="{h - m}" x2="{w - m}" y2="{h - m}" stroke="black"/>',
+          f'<line x1="{m}" y1="{h - m}" x2="{w - right}" y2="{h - m}" stroke="black"/>',
           f'<line x1="{m}" y1="{m}" x2="{m}" y2="{h - m}" stroke="black"/>',
-          f'<text x="{w / 2}" y="{h - 15}" text-anchor="middle">output tokens/s per user</text>',
+          f'<text x="{(w - right + m) / 2}" y="{h - 15}" text-anchor="middle">'
+          'output tokens/s per user</text>',
           f'<text x="15" y="{h / 2}" transform="rotate(-90 15 {h / 2})" text-anchor="middle">'
           'output tokens/s per GPU</text>']
     for xv in (v for v in MaxNLocator(nbins=6).tick_values(0, xmax) if 0 <= v <= xmax):
@@ -232,7 +234,11 @@ def _svg(pts: pd.DataFrame, tpot_ms: float | None) -> str:
     if tpot_ms:
         x = sx(1000.0 / tpot_ms)
         el.append(f'<line x1="{x:.1f}" y1="{m}" x2="{x:.1f}" y2="{h - m}" stroke="gray" '
-                  f'stroke-dasharray="4"/><text x="{x + 3:.1f}" y="{m + 10}">TPOT {tpot_ms:g} ms</text>')
+                  f'stroke-dasharray="4"/>')
+        # the label on the line's left when the line is near the right end of the axis
+        left = x > w - right - 90
+        el.append(f'<text x="{x - 3 if left else x + 3:.1f}" y="{m + 10}" text-anchor='
+                  f'"{"end" if left else "start"}">TPOT {tpot_ms:g} ms</text>')
     for kind, g in pts.groupby("kind"):
         c = KIND_COLORS.get(kind, "gray")
         for _, r in g.iterrows():
@@ -244,8 +250,8 @@ def _svg(pts: pd.DataFrame, tpot_ms: float | None) -> str:
                       f' r="5" fill="{c}" fill-opacity="{op}"><title>{tip}</title></circle>')
     present = set(pts["kind"])
     for i, (kind, c) in enumerate((k, c) for k, c in KIND_COLORS.items() if k in present):
-        el.append(f'<circle cx="{w - m - 80}" cy="{m + 14 * i}" r="5" fill="{c}"/>'
-                  f'<text x="{w - m - 70}" y="{m + 4 + 14 * i}">{kind}</text>')
+        el.append(f'<circle cx="{w - right + 25}" cy="{m + 14 * i}" r="5" fill="{c}"/>'
+                  f'<text x="{w - right + 35}" y="{m + 4 + 14 * i}">{kind}</text>')
     el.append("</svg>")
     return "\n".join(el)
 
