@@ -14,7 +14,7 @@ from cosim.api import compose_config
 from cosim.errors import ConfigError
 from cosim.search.bisection import highest_passing
 from cosim.search.driver import one_instance, run_search
-from cosim.search.evaluate import evaluate
+from cosim.search.evaluate import candidate_config, evaluate, run_overrides
 from cosim.search.outputs import write_all
 from cosim.search.space import Candidate, generate_candidates
 
@@ -104,6 +104,22 @@ def test_resume_reuses_finished_evaluations_and_reruns_a_missing_one(tmp_path):
     # a damaged record is recomputed, not trusted
     path_b.write_text("{not json")
     assert not evaluate(BASE, c, 2, 6, tmp_path, 0.0)["cached"]
+
+
+def test_candidate_config_equals_hydra_composition_of_its_overrides():
+    """The per-process template + plain values gives what Hydra composes from the overrides."""
+    s = search_cfg("search.gpus=16")
+    cands = generate_candidates(s, 256)
+    sample = [next(c for c in cands if c.kind == k) for k in ("chunked", "pd", "afd", "pd_afd")]
+    sample.append(cands[-1])
+    base = [*BASE, "slo.tpot_ms=40"]
+    for c in sample:
+        for users, extra in ((1, ()), (37, ("network=ns3",))):
+            fast = candidate_config(base, c, users, 160, extra)
+            slow = compose_config(run_overrides(base, c, users, 160, extra))
+            assert OmegaConf.to_yaml(fast, resolve=True) == OmegaConf.to_yaml(slow, resolve=True)
+    with pytest.raises(ConfigError, match="deployment.nope"):
+        candidate_config(base, Candidate("chunked", 8, {"deployment.nope": 1}, ""), 1, 10)
 
 
 def test_one_instance_shares_the_static_run():
