@@ -1,5 +1,10 @@
 """`cosim`: run one serving simulation and write its results into the Hydra run directory.
 
+A run whose folder already holds the complete outputs of the same config (summary.json with
+its `config_sha256`, readable parquet files: cosim.report.outputs) is not run again unless
+`output.resume=false`: re-running a sweep into its folder (`hydra.sweep.dir=...`) runs only
+the jobs that are missing, failed or of another config.
+
 Files (written to temporary names and renamed, so a failed run leaves none half-written):
 summary.json, requests.parquet, iterations.parquet. A short table goes to stdout; runs longer
 than a couple of seconds show a progress bar (rich) on stderr.
@@ -8,6 +13,7 @@ than a couple of seconds show a progress bar (rich) on stderr.
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import time
 from pathlib import Path
@@ -17,6 +23,8 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from cosim.files import StagedFiles
+
+log = logging.getLogger(__name__)
 
 EXIT_INFEASIBLE = 4  # 2: bad input, 3: network backend unavailable, 4: infeasible configuration
 
@@ -127,22 +135,38 @@ def run_task(cfg: DictConfig) -> dict:
     from hydra.core.hydra_config import HydraConfig
 
     from cosim.config import check_unknown_keys
+    from cosim.report.outputs import FINGERPRINT, config_fingerprint, incomplete_reason
     from cosim.serving.simulation import run_simulation
 
     check_unknown_keys(cfg)
     out_dir = Path(HydraConfig.get().runtime.output_dir)
+    fingerprint = config_fingerprint(cfg)
+    if cfg.output.resume and not incomplete_reason(out_dir, fingerprint,
+                                                  bool(cfg.output.write_parquet)):
+        summary = json.loads((out_dir / "summary.json").read_text())
+        log.info("resume: %s holds the complete outputs of this config; not run again "
+                 "(output.resume=false runs it)", out_dir)
+        _exit_if_infeasible(summary)
+        return summary
     prog = _Progress(int(cfg.workload.num_requests)) if cfg.output.progress else None
     try:
         out = run_simulation(cfg, progress=prog)
     finally:
         if prog is not None:
             prog.close()
+    out.summary[FINGERPRINT] = fingerprint
     write_outputs(out_dir, out.summary, out.requests, out.iterations,
                   bool(cfg.output.write_parquet), out.artifacts)
     print_summary(out.summary, out_dir)
-    if not out.summary.get("feasible", True) and HydraConfig.get().mode == RunMode.RUN:
+    _exit_if_infeasible(out.summary)
+    return out.summary
+
+
+def _exit_if_infeasible(summary: dict) -> None:
+    from hydra.core.hydra_config import HydraConfig
+
+    if not summary.get("feasible", True) and HydraConfig.get().mode == RunMode.RUN:
         # Not an error in the input, but no answer either: a distinct code once the summary
         # is written (in a -m sweep the job stays a result, and the sweep goes on).
-        print(f"cosim: infeasible: {out.summary.get('infeasible_reason')}", file=sys.stderr)
+        print(f"cosim: infeasible: {summary.get('infeasible_reason')}", file=sys.stderr)
         raise SystemExit(EXIT_INFEASIBLE)
-    return out.summary

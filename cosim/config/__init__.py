@@ -52,6 +52,10 @@ class OutputConfig:
 
     write_parquet: bool = True
     progress: bool = True  # rich progress bar on long runs
+    # A run whose folder already holds the complete outputs of this very config (a sweep
+    # re-run into its hydra.sweep.dir) is not run again; false: always run
+    # (cosim.report.outputs says what "complete" means).
+    resume: bool = True
     timeline_iterations: list[int] = field(default_factory=lambda: [0, 3])  # [first, last)
 
 

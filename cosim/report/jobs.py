@@ -7,8 +7,9 @@ an experiment file), expanded exactly as Hydra's BasicSweeper does (its own
 `split_arguments`, so the order is Hydra's job numbering). Each expected job is matched to
 the job folder whose overrides are the same; a job with no such folder is **missing** (the
 sweep stopped before it: the basic launcher stops at the first failed job, or the sweep was
-interrupted). A job folder without `summary.json`, or with one that is not a cosim summary
-or carries an `error` field, is **failed**; a summary with `feasible: false` is
+interrupted). A job folder without `summary.json`, with one that is not a cosim summary
+or carries an `error` field, or with a parquet file that does not read
+(cosim.report.outputs), is **failed**; a summary with `feasible: false` is
 **infeasible** (a result: the configuration does not fit); the rest are **done**.
 
 A sweep whose grid cannot be expanded here (another sweeper, e.g. Optuna, or a `glob()`
@@ -20,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from cosim.report.outputs import PARQUET_FILES, parquet_problem
 from cosim.report.runs import (
     OVERRIDES,
     SUMMARY,
@@ -89,6 +91,10 @@ def _folder_status(d: Path) -> tuple[str, str]:
         return "failed", str(e)
     if doc.get("error"):
         return "failed", f"{SUMMARY}: error: {doc['error']}"
+    for name in PARQUET_FILES:  # a damaged file is re-run by a resumed sweep: not done
+        problem = parquet_problem(d / name) if (d / name).exists() else ""
+        if problem:
+            return "failed", problem
     if doc.get("feasible") is False:
         return "infeasible", str(doc.get("infeasible_reason") or "infeasible")
     return "done", ""
