@@ -80,7 +80,7 @@ def test_bad_fields_name_file_line_key(tmp_path, edit, match):
 def test_out_of_order_and_non_utf8(tmp_path):
     p = tmp_path / "b.jsonl"
     p.write_text(json.dumps(GOOD) + "\n" + json.dumps({**GOOD, "timestamp": 0.1}) + "\n")
-    with pytest.raises(ConfigError, match=r":2: timestamp: lines must be in timestamp order"):
+    with pytest.raises(ConfigError, match=r":2: timestamp: earlier than the line before"):
         read_bailian(p)
     p.write_bytes(json.dumps(GOOD).encode() + b"\n{\"chat_id\": \xff}\n")
     with pytest.raises(ConfigError, match=r"b.jsonl:2: not UTF-8"):
