@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cosim.workload.requests import RequestTable
+from cosim.workload.requests import RequestTable, trace_hash_columns
 
 
 def requests_frame(table: RequestTable, state: Any, slo: Any, workload_name: str) -> pd.DataFrame:
@@ -67,6 +67,11 @@ def requests_frame(table: RequestTable, state: Any, slo: Any, workload_name: str
         "input_tokens": table.input_tokens,
         "prompt_tokens": table.prompt_tokens,
         "output_tokens": out_tok,
+        # what a replay of this file needs (workload.trace.format=cosim, cosim.workload.traces)
+        "pool_id": table.pool_id,
+        "pool_tokens": table.pool_tokens,
+        "think_s": table.think_s,
+        **trace_hash_columns(table),
         **a,
         "ttft_s": ttft,
         "tpot_s": tpot,

@@ -54,7 +54,7 @@ def test_undetectable_format_names_the_formats(tmp_path):
     ("azure", AZ_HEAD + "0,5,6\n1,x,6\n", r":3: ContextTokens: expected an integer"),
     ("azure", AZ_HEAD + "0,-5,6\n", r":2: ContextTokens: must be >= 1"),
     ("azure", AZ_HEAD + "0,5,6\n1,5,1e400\n", r":3: GeneratedTokens: expected an integer"),
-    ("azure", AZ_HEAD + "5,5,6\n1,5,6\n", r":3: TIMESTAMP: timestamps must be in order"),
+    ("azure", AZ_HEAD + "5,5,6\n1,5,6\n", r":3: TIMESTAMP: earlier than the line before"),
     ("azure", AZ_HEAD + "yesterday,5,6\n", r":2: TIMESTAMP: expected seconds"),
     ("burstgpt", BG_HEAD + "0,GPT-4,10,-3,7,API log\n", r":2: Response tokens: must be >= 0"),
     ("burstgpt", BG_HEAD + "0,GPT-4,10\n", r":2: 3 fields"),

@@ -77,22 +77,55 @@ class ArrivalConfig:
             require(self.users >= 1, f"{prefix}.users", "closed_loop needs users >= 1")
 
 
+TRACE_FORMATS = ("auto", "mooncake", "bailian", "azure", "burstgpt", "cosim")
+
+
 @dataclass
 class TraceConfig:
-    """A recorded request trace (Mooncake JSONL, Azure or BurstGPT CSV; cosim.workload.traces)."""
+    """A recorded request trace (cosim.workload.traces; docs/traces.md).
+
+    The options after `block_tokens` apply to every format, in the order listed (window,
+    sampling, then the workload.num_requests cap, then time_scale or rate_per_s).
+    """
 
     path: str = ""  # absolute, or relative to the traces/ folder
-    format: str = "auto"  # auto | mooncake | bailian | azure | burstgpt (auto: from line 1)
-    block_tokens: int = 512  # tokens covered by one hash_id (Mooncake: 512)
+    # auto (told from the file) | mooncake | bailian | azure | burstgpt | cosim (requests.parquet)
+    format: str = "auto"
+    block_tokens: int = 512  # tokens covered by one hash_id (Mooncake: 512, Bailian: 16)
+    # sessions starting in [window_start_s, window_end_s) s after the file's first request
+    window_start_s: float = 0.0
+    window_end_s: float | None = None  # null: to the end
+    sample_fraction: float = 1.0  # keep this share of conversations (seeded, see sample_seed)
+    sample_seed: int = 0
     time_scale: float = 1.0  # timestamps are multiplied by this (0.5 = replay twice as fast)
+    rate_per_s: float | None = None  # rescale times to this mean request rate (null: keep)
+    on_error: str = "error"  # error: a bad line stops the run naming file, line, field; skip: count
 
     def validate(self, prefix: str) -> None:
-        require(self.format in ("auto", "mooncake", "bailian", "azure", "burstgpt"), f"{prefix}.format",
-                f"must be one of auto, mooncake, bailian, azure, burstgpt, got {self.format!r}")
+        require(self.format in TRACE_FORMATS, f"{prefix}.format",
+                f"must be one of {', '.join(TRACE_FORMATS)}, got {self.format!r}")
         require(self.block_tokens >= 1, f"{prefix}.block_tokens",
                 f"must be >= 1, got {self.block_tokens}")
         require(_finite(self.time_scale) and self.time_scale > 0, f"{prefix}.time_scale",
                 f"must be a finite number > 0, got {self.time_scale!r}")
+        require(_finite(self.window_start_s) and self.window_start_s >= 0,
+                f"{prefix}.window_start_s", f"must be a number >= 0, got {self.window_start_s!r}")
+        if self.window_end_s is not None:
+            require(_finite(self.window_end_s) and self.window_end_s > self.window_start_s,
+                    f"{prefix}.window_end_s",
+                    f"must be null or a number > window_start_s ({self.window_start_s:g}), "
+                    f"got {self.window_end_s!r}")
+        require(_finite(self.sample_fraction) and 0 < self.sample_fraction <= 1,
+                f"{prefix}.sample_fraction", f"must be in (0, 1], got {self.sample_fraction!r}")
+        require(isinstance(self.sample_seed, int) and self.sample_seed >= 0,
+                f"{prefix}.sample_seed", f"must be an integer >= 0, got {self.sample_seed!r}")
+        if self.rate_per_s is not None:
+            require(_finite(self.rate_per_s) and self.rate_per_s > 0, f"{prefix}.rate_per_s",
+                    f"must be null or a number > 0, got {self.rate_per_s!r}")
+            require(self.time_scale == 1.0, f"{prefix}.rate_per_s",
+                    "set either rate_per_s or time_scale, not both")
+        require(self.on_error in ("error", "skip"), f"{prefix}.on_error",
+                f"must be error or skip, got {self.on_error!r}")
 
 
 @dataclass

@@ -30,6 +30,9 @@ class RequestTable:
     trace_hash_ptr: np.ndarray | None = None
     trace_hashes: np.ndarray | None = None
     trace_block_tokens: int = 0
+    # Trace replay: the conversation each row belongs to (sampling keeps or drops whole
+    # conversations); None: each session is its own conversation.
+    conversation: np.ndarray | None = None
     source: str = ""  # generator name or trace path
     notes: dict = field(default_factory=dict)  # e.g. how many lengths were clipped
 
@@ -47,3 +50,12 @@ class RequestTable:
     def session_first_rows(self) -> np.ndarray:
         """Row index of each session's first turn."""
         return np.flatnonzero(self.turn == 0)
+
+
+def trace_hash_columns(table: RequestTable) -> dict[str, object]:
+    """requests.parquet columns that keep a trace's hash ids (none for synthetic tables)."""
+    if table.trace_hash_ptr is None:
+        return {}
+    ptr, ids = table.trace_hash_ptr, table.trace_hashes
+    return {"hash_ids": [ids[ptr[i]:ptr[i + 1]] for i in range(len(table))],
+            "trace_block_tokens": np.full(len(table), table.trace_block_tokens, dtype=np.int64)}

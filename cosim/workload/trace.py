@@ -22,8 +22,9 @@ from cosim.paths import data_dir
 from cosim.workload.arrivals import session_start_times
 from cosim.workload.block_hashes import BlockHasher
 from cosim.workload.requests import RequestTable
-from cosim.workload.traces import detect_format, read_bailian, read_csv_trace
-from cosim.workload.traces.records import json_lines, request_fields
+from cosim.workload.traces import detect_format, read_bailian, read_cosim, read_csv_trace
+from cosim.workload.traces.options import TraceOptions, apply_options
+from cosim.workload.traces.records import LineErrors, TraceRows, json_lines, request_fields
 
 REQUIRED = ("timestamp", "input_length", "output_length")
 
@@ -37,62 +38,62 @@ def resolve_trace_path(path: str) -> Path:
 
 
 def read_trace(path: str | Path, block_tokens: int = 512, max_requests: int = 0,
-               max_context: int = 0, time_scale: float = 1.0) -> RequestTable:
+               max_context: int = 0, time_scale: float = 1.0,
+               on_error: str = "error") -> RequestTable:
     """Read a Mooncake-style JSONL trace into a RequestTable (one session per line).
 
-    Errors name the file, line and key. `max_context` > 0 rejects requests that do not fit.
+    Errors name the file, line and key (`on_error="skip"` counts and skips bad lines).
+    `max_context` > 0 rejects requests that do not fit.
     """
     path = Path(path)
-    ts, isl, osl, ptr, ids, linenos = [], [], [], [0], [], []
-    for lineno, where, rec in json_lines(path, max_requests):
-        linenos.append(lineno)
-        t, i, o, h = request_fields(rec, where, REQUIRED, max_context, block_tokens, "ms")
-        ts.append(t / 1000.0 * time_scale)
-        isl.append(i)
-        osl.append(o)
-        ids.extend(h)
-        ptr.append(len(ids))
-    n = len(ts)
-    if n == 0:
-        raise ConfigError("workload.trace.path", f"{path} holds no requests")
-    order = np.argsort(np.asarray(ts), kind="stable")
-    if not np.array_equal(order, np.arange(n)):
-        k = int(np.nonzero(np.diff(np.asarray(ts)) < 0)[0][0]) + 1
-        raise ConfigError(f"{path}:{linenos[k]}: timestamp",
-                          f"{ts[k] * 1000 / time_scale:g} ms is earlier than the line before "
-                          "(lines must be in timestamp order)")
-    t0 = ts[0]
-    return RequestTable(
-        session=np.arange(n, dtype=np.int64), turn=np.zeros(n, dtype=np.int32),
-        prefix_tokens=np.zeros(n, dtype=np.int64), input_tokens=np.asarray(isl, dtype=np.int64),
-        output_tokens=np.asarray(osl, dtype=np.int64), pool_id=np.full(n, -1, dtype=np.int64),
-        pool_tokens=np.zeros(n, dtype=np.int64), start_s=np.asarray(ts) - t0,
-        think_s=np.zeros(n), trace_hash_ptr=np.asarray(ptr, dtype=np.int64),
-        trace_hashes=np.asarray(ids, dtype=np.int64), trace_block_tokens=int(block_tokens),
-        source=str(path))
+    errors = LineErrors(on_error)
+    rows = TraceRows(path, max_requests)
+    for _lineno, where, rec in json_lines(path, errors):
+        if rows.full:
+            break
+        try:
+            t, i, o, h = request_fields(rec, where, REQUIRED, max_context, block_tokens, "ms")
+            rows.check_order(t / 1000.0, f"{where}: timestamp", f" ({t:g} ms)")
+        except ConfigError as err:
+            errors.handle(err)
+            continue
+        rows.add(t / 1000.0, i, o, h)
+    return rows.table({"format": "mooncake", **errors.notes()}, block_tokens, time_scale,
+                      hashes=True)
 
 
 def read_trace_for_workload(cfg: WorkloadConfig, model_max_context: int,
                             rng: np.random.Generator) -> RequestTable:
-    """The trace of `cfg.trace`, cut to `cfg.num_requests`, with the configured arrivals."""
-    path = resolve_trace_path(cfg.trace.path)
-    fmt = cfg.trace.format
-    if fmt == "auto" and path.is_file():
+    """The trace of `cfg.trace` after its options (window, sampling, the cfg.num_requests
+    cap, time scaling: cosim.workload.traces.options), with the configured arrivals."""
+    tc = cfg.trace
+    path = resolve_trace_path(tc.path)
+    fmt = tc.format
+    if fmt == "auto":
         fmt = detect_format(path)
+    opt = TraceOptions(window_start_s=float(tc.window_start_s),
+                       window_end_s=None if tc.window_end_s is None else float(tc.window_end_s),
+                       sample_fraction=float(tc.sample_fraction), sample_seed=int(tc.sample_seed),
+                       max_requests=int(cfg.num_requests), time_scale=float(tc.time_scale),
+                       rate_per_s=None if tc.rate_per_s is None else float(tc.rate_per_s))
+    # the readers may stop at the cap when nothing else drops rows (same result, less reading)
+    cap = 0 if opt.selects else opt.max_requests
+    ctx = cfg.context_limit(model_max_context)
     if fmt in ("azure", "burstgpt"):
-        table = read_csv_trace(path, fmt, cfg.num_requests, cfg.context_limit(model_max_context),
-                               cfg.trace.time_scale)
+        table = read_csv_trace(path, fmt, cap, ctx, on_error=tc.on_error)
     elif fmt == "bailian":
-        table = read_bailian(path, cfg.trace.block_tokens, cfg.num_requests,
-                             cfg.context_limit(model_max_context), cfg.trace.time_scale)
+        table = read_bailian(path, tc.block_tokens, cap, ctx, on_error=tc.on_error)
+    elif fmt == "cosim":
+        table = read_cosim(path, ctx, on_error=tc.on_error)
     else:
-        table = read_trace(path, cfg.trace.block_tokens, cfg.num_requests,
-                           cfg.context_limit(model_max_context), cfg.trace.time_scale)
-    n = len(table)
+        table = read_trace(path, tc.block_tokens, cap, ctx, on_error=tc.on_error)
+    table = apply_options(table, opt)
+    first = table.session_first_rows()
     if cfg.arrival.process != "trace":
-        table.start_s = session_start_times(cfg.arrival, n, rng)
+        table.start_s = np.full(len(table), np.nan)
+        table.start_s[first] = session_start_times(cfg.arrival, first.size, rng)
     if cfg.arrival.think_time_s > 0:
-        table.think_s = rng.exponential(cfg.arrival.think_time_s, n)
+        table.think_s = rng.exponential(cfg.arrival.think_time_s, len(table))
     return table
 
 

@@ -8,7 +8,7 @@ tokens are failed requests and are skipped (counted in notes["skipped_failed"]).
 
 Every request is its own session with no known prefix reuse (these traces carry no block
 hashes). Lines must be in time order; out-of-order timestamps are an error naming the line.
-Errors name file, line and column.
+Errors name file, line and column; workload.trace.on_error=skip counts and skips such lines.
 """
 
 from __future__ import annotations
@@ -20,10 +20,9 @@ import re
 from datetime import datetime
 from pathlib import Path
 
-import numpy as np
-
 from cosim.errors import ConfigError
 from cosim.workload.requests import RequestTable
+from cosim.workload.traces.records import LineErrors, TraceRows, check_context
 
 COLUMNS = {
     "azure": ("timestamp", "contexttokens", "generatedtokens"),
@@ -58,66 +57,75 @@ def _count(v: str, where: str, minimum: int) -> int:
     return int(f)
 
 
+def _has_bad_bytes(row: list[str]) -> int:
+    """1-based column of the first field holding a byte that was not UTF-8 (0: none)."""
+    for k, c in enumerate(row, start=1):
+        if _SURROGATE.search(c):
+            return k
+    return 0
+
+
+_SURROGATE = re.compile("[\udc80-\udcff]")  # what errors="surrogateescape" makes of bad bytes
+
+
 def read_csv_trace(path: str | Path, fmt: str, max_requests: int = 0, max_context: int = 0,
-                   time_scale: float = 1.0) -> RequestTable:
+                   time_scale: float = 1.0, on_error: str = "error") -> RequestTable:
     """Read an Azure or BurstGPT CSV trace into a RequestTable (one session per row)."""
     path = Path(path)
     if fmt not in COLUMNS:
         raise ConfigError("workload.trace.format", f"{fmt!r} is not a CSV format ({', '.join(COLUMNS)})")
+    errors = LineErrors(on_error)
     try:
-        text = path.read_bytes().decode("utf-8")
+        # bad bytes survive as lone surrogates, so the line that holds one can be named
+        text = path.read_bytes().decode("utf-8", errors="surrogateescape")
     except FileNotFoundError:
         raise ConfigError("workload.trace.path", f"trace file not found: {path}") from None
-    except UnicodeDecodeError as e:
-        line = path.read_bytes()[: e.start].count(b"\n") + 1
-        raise ConfigError(f"{path}:{line}", f"not UTF-8 text (byte {e.start})") from None
+    except IsADirectoryError:
+        raise ConfigError("workload.trace.path", f"{path} is a directory") from None
     reader = csv.reader(io.StringIO(text.lstrip("\ufeff")))
     header = next(reader, None)
     if header is None:
         raise ConfigError("workload.trace.path", f"{path} is empty")
+    if _has_bad_bytes(header):
+        raise ConfigError(f"{path}:1", "not UTF-8 text (in the header)")
     names = [h.strip().lower() for h in header]
     idx = {}
     for col in COLUMNS[fmt]:
         if col not in names:
             raise ConfigError(f"{path}:1: {col}", f"missing column (header: {', '.join(header)})")
         idx[col] = names.index(col)
-    t_col, i_col, o_col = COLUMNS[fmt]
-    ts: list[float] = []
-    isl: list[int] = []
-    osl: list[int] = []
+    t_col, i_col, o_col = (idx[c] for c in COLUMNS[fmt])
+    t_name, i_name, o_name = (header[k].strip() for k in (t_col, i_col, o_col))
+    rows = TraceRows(path, max_requests)
     failed = 0
-    for row in reader:
-        lineno = reader.line_num
-        if max_requests and len(ts) >= max_requests:
+    while not rows.full:
+        try:
+            row = next(reader)
+        except StopIteration:
             break
+        except csv.Error as e:  # e.g. a NUL byte or an unterminated quote
+            errors.handle(ConfigError(f"{path}:{reader.line_num}", f"not a CSV row ({e})"))
+            continue
+        lineno = reader.line_num
         if not row or all(not c.strip() for c in row):
             continue
-        if len(row) < len(names):
-            raise ConfigError(f"{path}:{lineno}", f"{len(row)} fields, header has {len(names)}")
         where = f"{path}:{lineno}"
-        t = _time(row[idx[t_col]], f"{where}: {header[idx[t_col]].strip()}")
-        i = _count(row[idx[i_col]], f"{where}: {header[idx[i_col]].strip()}", 1)
-        o = _count(row[idx[o_col]], f"{where}: {header[idx[o_col]].strip()}", 0)
-        if o == 0:  # BurstGPT logs failed requests with no response; nothing to serve
-            failed += 1
+        try:
+            if _has_bad_bytes(row):
+                raise ConfigError(where, "not UTF-8 text")
+            if len(row) < len(names):
+                raise ConfigError(where, f"{len(row)} fields, header has {len(names)}")
+            t = _time(row[t_col], f"{where}: {t_name}")
+            i = _count(row[i_col], f"{where}: {i_name}", 1)
+            o = _count(row[o_col], f"{where}: {o_name}", 0)
+            if o == 0:  # BurstGPT logs failed requests with no response; nothing to serve
+                failed += 1
+                continue
+            rows.check_order(t, f"{where}: {t_name}")
+            check_context(f"{where}: {i_name}", i, o, max_context)
+        except ConfigError as err:
+            errors.handle(err)
             continue
-        if ts and t * time_scale < ts[-1]:
-            raise ConfigError(f"{where}: {header[idx[t_col]].strip()}",
-                              "timestamps must be in order (sort the file first)")
-        if max_context and i + o > max_context:
-            raise ConfigError(f"{where}: {header[idx[i_col]].strip()}",
-                              f"input {i} + output {o} tokens exceed the model context of "
-                              f"{max_context} tokens")
-        ts.append(t * time_scale)
-        isl.append(i)
-        osl.append(o)
-    n = len(ts)
-    if n == 0:
-        raise ConfigError("workload.trace.path", f"{path} holds no requests")
-    start = np.asarray(ts) - ts[0]
-    return RequestTable(
-        session=np.arange(n, dtype=np.int64), turn=np.zeros(n, dtype=np.int32),
-        prefix_tokens=np.zeros(n, dtype=np.int64), input_tokens=np.asarray(isl, dtype=np.int64),
-        output_tokens=np.asarray(osl, dtype=np.int64), pool_id=np.full(n, -1, dtype=np.int64),
-        pool_tokens=np.zeros(n, dtype=np.int64), start_s=start, think_s=np.zeros(n),
-        source=str(path), notes={"skipped_failed": failed, "format": fmt})
+        rows.add(t, i, o)
+    return rows.table({"format": fmt, **errors.notes(), "skipped_failed": failed},
+                      time_scale=time_scale)

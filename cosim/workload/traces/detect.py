@@ -7,14 +7,21 @@ from pathlib import Path
 
 from cosim.errors import ConfigError
 
-FORMATS = ("mooncake", "bailian", "azure", "burstgpt")
+FORMATS = ("mooncake", "bailian", "azure", "burstgpt", "cosim")
 
 
 def detect_format(path: str | Path) -> str:
-    """`mooncake` (JSON object with input_length), `azure` or `burstgpt` (CSV header)."""
+    """`cosim` (a Parquet file), `bailian` (JSON object with chat_id), `mooncake` (JSON
+    object with input_length), `azure` or `burstgpt` (CSV header); an error naming the
+    formats otherwise."""
     path = Path(path)
+    if not path.is_file():
+        raise ConfigError("workload.trace.path", f"trace file not found: {path}")
     try:
         with path.open("rb") as f:
+            if f.read(4) == b"PAR1":  # Parquet's magic number: a run's requests.parquet
+                return "cosim"
+            f.seek(0)
             first = b""
             for raw in f:
                 if raw.strip():
