@@ -23,6 +23,47 @@ DTYPES = ("bfloat16", "fp8", "fp4")
 
 
 MICRO_BATCH_COSTS = ("per_microbatch", "linear_split")
+PLACEMENTS = ("contiguous", "packed", "spread")  # or an explicit list of GPU ids
+
+
+def check_placement_value(value: Any, field_name: str) -> None:
+    """A role's placement: one of PLACEMENTS or a list of distinct integer GPU ids >= 0.
+    (Whether the ids lie in the topology and the list has the role's length is checked
+    when the deployment is built: cosim.serving.deployments.placement.)"""
+    if isinstance(value, str):
+        require(value in PLACEMENTS, field_name,
+                f"must be {', '.join(PLACEMENTS)} or a list of GPU ids, got {value!r}")
+        return
+    require(isinstance(value, (list, tuple)), field_name,
+            f"must be {', '.join(PLACEMENTS)} or a list of GPU ids, got {value!r}")
+    seen: set[int] = set()
+    for g in value:
+        require(isinstance(g, int) and not isinstance(g, bool) and g >= 0, field_name,
+                f"GPU ids are integers >= 0, got {g!r}")
+        require(g not in seen, field_name, f"GPU {g} appears twice")
+        seen.add(g)
+
+
+@dataclass
+class PlacementConfig:
+    """Where the GPUs of the AFD roles sit on the topology (docs/placement.md).
+
+    contiguous (default): the assignment before placement existed: unit u owns GPUs
+    [u(M+N), u(M+N)+M) for attention and the next N for FFN (after the prefill instances under
+    pd_afd). packed: the role's groups fill NVLink domains in order, a group (an AFD unit when
+    both roles are packed) kept inside one domain where it fits. spread: the role's GPUs dealt
+    round-robin over the servers. A list: those GPU ids, unit by unit (count x group size).
+    """
+
+    attention: Any = "contiguous"
+    ffn: Any = "contiguous"
+
+    def validate(self, prefix: str) -> None:
+        for name in ("attention", "ffn"):
+            check_placement_value(getattr(self, name), f"{prefix}.{name}")
+
+    def is_default(self) -> bool:
+        return self.attention == "contiguous" and self.ffn == "contiguous"
 
 
 @dataclass
@@ -153,6 +194,8 @@ class DeploymentConfig:
     # as its own kernels). linear_split: stage times at the full batch divided by m, the
     # optimistic reading `t_sum/m + (m-1)/m * t_max` (arXiv 2605.28302's AIC++ framework).
     micro_batch_cost: str = "per_microbatch"
+    # Where the AFD roles' GPUs sit (afd, pd_afd); the default keeps the contiguous blocks.
+    placement: PlacementConfig = field(default_factory=PlacementConfig)
     options: dict[str, Any] = field(default_factory=dict)  # deployment-specific knobs
 
     def validate(self, prefix: str = "deployment") -> None:
@@ -174,6 +217,11 @@ class DeploymentConfig:
                 f"must be one of {', '.join(MICRO_BATCH_COSTS)}, got {self.micro_batch_cost!r}")
         for name, role in self.roles.items():
             role.validate(f"{prefix}.roles.{name}")
+        self.placement.validate(f"{prefix}.placement")
+        require(self.placement.is_default() or self.kind in ("afd", "pd_afd"),
+                f"{prefix}.placement",
+                f"places the AFD roles (attention, ffn) of afd and pd_afd; deployment "
+                f"{self.kind!r} has none (its instances are contiguous blocks)")
         if self.kind in ("pd", "afd", "pd_afd"):
             # roles and options of the disaggregated kinds, checked before anything is built
             validate_disagg(self, prefix)

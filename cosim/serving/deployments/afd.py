@@ -41,6 +41,12 @@ from cosim.serving.deployments._transfers import (
     TransferTimer,
 )
 from cosim.serving.deployments.base import Deployment, SimContext
+from cosim.serving.deployments.placement import (
+    TrafficBytes,
+    UnitGPUs,
+    locality_key,
+    place_afd_units,
+)
 from cosim.serving.events import IterationEnd
 from cosim.serving.instance import Instance, InstanceInfo
 from cosim.serving.iteration_cost import IterationCost
@@ -116,6 +122,24 @@ class AFDTraffic:
         self._flows: dict[int, tuple[FlowBatch, FlowBatch]] = {}
         self._times: dict[int, tuple[float, float]] = {}
         self._finish: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self.bytes: TrafficBytes | None = None  # the deployment's counter (count_bytes)
+        self._split_bytes: dict[int, tuple[float, float, float, float]] = {}
+
+    def count_bytes(self, tokens_per_gpu: list[int], layers: int) -> None:
+        """Add the A2F / F2A bytes of micro-batches of `tokens_per_gpu` tokens per attention
+        GPU, each sent once per layer, to `self.bytes` (NVLink vs scale-out)."""
+        if self.bytes is None:
+            return
+        for t in tokens_per_gpu:
+            if t <= 0:
+                continue
+            hit = self._split_bytes.get(t)
+            if hit is None:
+                a2f, f2a = self.flows(t)
+                hit = self._split_bytes[t] = (*self.bytes.split(a2f.src, a2f.dst, a2f.size),
+                                              *self.bytes.split(f2a.src, f2a.dst, f2a.size))
+            self.bytes.add("a2f", hit[0], hit[1], layers)
+            self.bytes.add("f2a", hit[2], hit[3], layers)
 
     def flows(self, tokens_per_gpu: int) -> tuple[FlowBatch, FlowBatch]:
         """(A2F, F2A) flows of a micro-batch with `tokens_per_gpu` tokens on each attention GPU."""
@@ -302,7 +326,7 @@ class AFDInstance(Instance):
     and sampling are part of the attention stage, spread over the layers.
     """
 
-    __slots__ = ("afd", "m", "window", "recorded", "totals", "linear_split")
+    __slots__ = ("afd", "m", "window", "recorded", "totals", "linear_split", "att_gpus")
 
     def __init__(self, info: InstanceInfo, ranks: list, cost: Any, afd: AFDTimer,
                  micro_batches: int, window: tuple[int, int]):
@@ -313,6 +337,7 @@ class AFDInstance(Instance):
         self.recorded: dict[int, AFDIteration] = {}
         self.totals = np.zeros(4)  # time, free time, attention busy, ffn busy
         self.linear_split = False  # deployment.micro_batch_cost == "linear_split"
+        self.att_gpus: np.ndarray | None = None  # global ids of the attention GPUs (placement)
 
     def start(self, now: float) -> float | None:
         cost = self.cost
@@ -366,6 +391,7 @@ class AFDInstance(Instance):
         idx = len(self.rows)
         rec = self.window[0] <= idx < self.window[1]
         it = self.afd.iteration(ta, tf, tok_gpu, detail=rec)
+        self.afd.traffic.count_bytes(tok_gpu.tolist(), self.afd.L)
         if rec:
             self.recorded[idx] = it
         self.totals += (it.total_s, it.free_s, it.attention_busy_s, it.ffn_busy_s)
@@ -429,6 +455,18 @@ class AFDUnits:
         out = getattr(ctx.cfg, "output", None)
         win = list(getattr(out, "timeline_iterations", [0, 0]) or [0, 0])
         self.window = (int(win[0]), int(win[1])) if len(win) == 2 else (0, 0)
+        # deployment.placement: each unit's attention and FFN GPUs on the topology
+        topo = getattr(ctx.cfg, "topology", None)
+        self.gpus_per_node = int(getattr(topo, "gpus_per_node", 0) or 0)
+        total = getattr(topo, "total_gpus", None)
+        pl = getattr(d, "placement", None)
+        self.placement = {"attention": getattr(pl, "attention", "contiguous"),
+                          "ffn": getattr(pl, "ffn", "contiguous")}
+        self.default_placement = all(v == "contiguous" for v in self.placement.values())
+        self.units_gpus: list[UnitGPUs] = place_afd_units(
+            self.placement["attention"], self.placement["ffn"], self.count, self.M, self.N,
+            first_gpu, int(total) if isinstance(total, int) else first_gpu + self.num_gpus,
+            self.gpus_per_node or self.M + self.N)
 
     def build(self, dep: Deployment, first_iid: int) -> list[Instance]:
         ctx = dep.ctx
@@ -437,21 +475,30 @@ class AFDUnits:
         # communication is the timeline's business, not the instance's comm model.
         self.cost = IterationCost(ctx.step_cost_for(self.layout), NoComm(), sc.kv_len_grid_tokens)
         self.comm = AFDCommStats(self.timer)
+        timers: dict[tuple, AFDTimer] = {}
         for u in range(self.count):
-            first = self.first_gpu + u * (self.M + self.N)
-            if u == 0:
-                # Units are alike on a symmetric fabric: all use the first unit's transfer times.
-                att = np.arange(first, first + self.M)
-                ffn = np.arange(first + self.M, first + self.M + self.N)
+            ug = self.units_gpus[u]
+            # Units are alike on a symmetric fabric: with the contiguous default all use the
+            # first unit's transfer times; a placement shares them between units whose GPUs
+            # sit alike on the servers (placement.locality_key).
+            key = () if self.default_placement else locality_key(ug, self.gpus_per_node or 1)
+            afd = timers.get(key)
+            if afd is None:
                 comm_cfg = ctx.cfg.deployment.comm
-                traffic = AFDTraffic(ctx.spec, att, ffn, self.timer, self.opts.a2f_dtype,
-                                     self.opts.f2a_dtype, comm_cfg.expert_imbalance,
+                traffic = AFDTraffic(ctx.spec, ug.attention, ug.ffn, self.timer,
+                                     self.opts.a2f_dtype, self.opts.f2a_dtype,
+                                     comm_cfg.expert_imbalance,
                                      getattr(comm_cfg, "token_grid_percent", 0.0))
-                self.afd = AFDTimer(ctx.spec.num_layers, traffic, self.comm)
+                traffic.bytes = dep.traffic_bytes
+                afd = timers[key] = AFDTimer(ctx.spec.num_layers, traffic, self.comm)
+            if u == 0:
+                self.afd = afd
+            first = int(ug.attention[0])
             ranks = dep.make_ranks(first_iid + u, self.layout.dp, sc, self.att_plan)
             info = InstanceInfo(iid=first_iid + u, role="afd", layout=self.layout, first_gpu=first,
                                 num_gpus=self.M + self.N)
-            inst = AFDInstance(info, ranks, self.cost, self.afd, self.m, self.window)
+            inst = AFDInstance(info, ranks, self.cost, afd, self.m, self.window)
+            inst.att_gpus = ug.attention
             inst.linear_split = (getattr(ctx.cfg.deployment, "micro_batch_cost", "per_microbatch")
                                   == "linear_split")
             inst.end_event = IterationEnd(dep, inst)
@@ -462,7 +509,11 @@ class AFDUnits:
         return {"units": self.count, "attention_gpus_per_unit": self.M, "ffn_gpus_per_unit": self.N,
                 "attention_layout": dataclasses.asdict(self.att_layout),
                 "ffn_layout": dataclasses.asdict(self.ffn_layout), "micro_batches": self.m,
-                "a2f_dtype": self.opts.a2f_dtype, "f2a_dtype": self.opts.f2a_dtype}
+                "a2f_dtype": self.opts.a2f_dtype, "f2a_dtype": self.opts.f2a_dtype,
+                "placement": {k: (v if isinstance(v, str) else "list")
+                              for k, v in self.placement.items()},
+                "unit_gpus": [{"attention": u.attention.tolist(), "ffn": u.ffn.tolist()}
+                              for u in self.units_gpus]}
 
     def summary_extras(self) -> dict:
         """attention_busy, ffn_busy (fractions of the units' iteration time), comm_exposed_fraction."""
@@ -487,7 +538,7 @@ class AFDUnits:
                 tb.add_schedule(proc, g, sched, origin_s=t0, iteration=idx)
                 if graph is None:
                     continue
-                flows, finish, group = _iteration_flows(pipe, sched, coupled, self.afd.traffic, keys_tok)
+                flows, finish, group = _iteration_flows(pipe, sched, coupled, inst.afd.traffic, keys_tok)
                 if flows is None or len(flows) == 0:
                     continue
                 cls = flow_link_classes(graph, flows.src, flows.dst)

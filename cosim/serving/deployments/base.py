@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cosim.model.layout import ParallelLayout
+from cosim.serving.deployments.placement import TrafficBytes
 from cosim.serving.events import IterationEnd, RequestArrival
 from cosim.serving.instance import Instance, InstanceInfo
 from cosim.serving.iteration_cost import CommLike, IterationCost, StepCostLike
@@ -74,6 +75,9 @@ class Deployment:
         self._costs: dict[tuple, IterationCost] = {}
         self._hashers: dict[int, BlockHasher] = {}
         self.warm_prefix_blocks = 0  # blocks made resident by warm_prefix_caches()
+        # bytes per traffic class on NVLink / scale-out (summary.json traffic_bytes)
+        topo = getattr(ctx.cfg, "topology", None)
+        self.traffic_bytes = TrafficBytes(int(getattr(topo, "gpus_per_node", 0) or 1))
 
     # --- construction --------------------------------------------------------------------------
     def infeasible(self, reason: str) -> None:
@@ -217,7 +221,8 @@ class Deployment:
             dur = float(it["duration_s"].sum())
             frac = float(it["comm_s"].sum()) / dur if dur > 0 else 0.0
         return {"kv_transfer_ms_p50": None, "kv_transfer_ms_p99": None, "kv_transfers": None,
-                "attention_busy": None, "ffn_busy": None, "comm_exposed_fraction": frac}
+                "attention_busy": None, "ffn_busy": None, "comm_exposed_fraction": frac,
+                "traffic_bytes": self.traffic_bytes.to_dict()}
 
     def request_columns(self) -> dict[str, Any]:
         """Extra requests.parquet columns (arrays indexed by request id)."""

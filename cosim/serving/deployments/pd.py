@@ -36,6 +36,7 @@ from cosim.serving.deployments.base import (
     iteration_spans,
     timeline_window,
 )
+from cosim.serving.deployments.placement import TrafficBytes
 from cosim.serving.events import Callback
 from cosim.serving.instance import Instance
 from cosim.serving.router import make_router
@@ -45,8 +46,10 @@ from cosim.traffic.kv_transfer import kv_transfer_flows
 class KVTransfers:
     """P->D KV-cache flows of handed-off requests and their completion times."""
 
-    def __init__(self, spec: Any, timer: TransferTimer, layerwise: bool):
+    def __init__(self, spec: Any, timer: TransferTimer, layerwise: bool,
+                 counter: TrafficBytes | None = None):
         self.spec = spec
+        self.counter = counter  # the deployment's bytes per link class (summary traffic_bytes)
         self.timer = timer
         self.layerwise = bool(layerwise)
         self.layers = int(spec.num_layers) if layerwise else 1
@@ -92,6 +95,8 @@ class KVTransfers:
             own = np.asarray(owner)
             shift = 0.0
         self.bytes_moved += float(fl.size.sum())
+        if self.counter is not None:
+            self.counter.add_flows(fl.src, fl.dst, fl.size, fl.tag)
         fin = self.timer.finish(fl) - shift
         np.maximum.at(out, own, fin)
         return np.maximum(out, 0.0)
@@ -100,6 +105,9 @@ class KVTransfers:
 def rank_gpus(inst: Instance, rank_index: int) -> np.ndarray:
     """Global GPUs of one attention-DP rank (its TP group) of an instance."""
     tp = inst.info.layout.tp
+    placed = getattr(inst, "att_gpus", None)  # an AFD unit's attention GPUs (placement)
+    if placed is not None:
+        return placed[rank_index * tp:(rank_index + 1) * tp]
     first = inst.info.first_gpu + rank_index * tp
     return np.arange(first, first + tp)
 
@@ -117,7 +125,8 @@ class PDDeployment(DisaggDeployment):
         first_decode_gpu = rp.count * gp
         self.decode_gpus = self._decode_gpus()
         self.start_transfers(first_decode_gpu + self.decode_gpus)
-        self.kv = KVTransfers(ctx.spec, self.timer, self.opts.kv_transfer == "layerwise")
+        self.kv = KVTransfers(ctx.spec, self.timer, self.opts.kv_transfer == "layerwise",
+                              self.traffic_bytes)
         self.window = timeline_window(ctx.cfg)
         # set before any early return: an infeasible layout still reports its (empty) columns
         n = ctx.state.n
