@@ -261,8 +261,10 @@ def summarize(ctx: Any, dep: Any, req: pd.DataFrame, it: pd.DataFrame, wall_s: f
         "warm_prefix_blocks": int(getattr(dep, "warm_prefix_blocks", 0)),
         # run-history facts (cache hits depend on what the on-disk cache held) stay out of
         # `comm`, so that only sim_wall_s and CACHE_HISTORY_KEYS differ between equal runs
-        "comm": {**ctx.notes, **comm_stats},
+        "comm": {**{k: v for k, v in ctx.notes.items() if k != "profile"}, **comm_stats},
     })
+    if ctx.notes.get("profile"):  # compute.profile=framework: the values it set
+        base["profile"] = dict(ctx.notes["profile"])
     if warm.any():
         full = _request_figures(req, gpus)
         base["including_warmup"] = {k: full[k] for k in WINDOW_KEYS}

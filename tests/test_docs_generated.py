@@ -15,6 +15,7 @@ GENERATORS = {
     "compare_aiconfigurator": "docs/search.md",
     "steady_state_example": "docs/serving.md",
     "placement_example": "docs/placement.md",
+    "profiles_table": "docs/serving.md",
 }
 
 

@@ -35,6 +35,13 @@ class ComputeConfig:
     # Preferred kernel_source per table name (e.g. {moe_perf: moe_torch_flow_min_latency});
     # a table's lane is otherwise the framework default or the best covered one.
     lanes: dict[str, str] = field(default_factory=dict)
+    # none (default): every value as configured. framework: the settings compute.framework
+    # uses by default (scheduler policy, tokens per iteration, chunked prefill, KV dtype,
+    # memory fraction and what it is a fraction of) fill the keys still at their schema
+    # default (cosim.config.profiles; sources in docs/serving.md, "Framework profiles").
+    profile: str = "none"
+    # Keys (dotted, e.g. deployment.scheduler.policy) the profile must leave as they are.
+    profile_keep: list[str] = field(default_factory=list)
     # Roofline efficiency factors (fraction of peak reached by real kernels), used off-table.
     # Tables: large GEMMs reach 0.61-0.80 (bf16), 0.46-0.62 (fp8), 0.37-0.39 (nvfp4) of peak.
     gemm_efficiency: dict[str, float] = field(
@@ -47,6 +54,8 @@ class ComputeConfig:
     def validate(self, prefix: str = "compute") -> None:
         require(self.framework in FRAMEWORKS, f"{prefix}.framework",
                 f"unknown framework {self.framework!r}; choose trtllm, sglang or vllm")
+        require(self.profile in ("none", "framework"), f"{prefix}.profile",
+                f"unknown profile {self.profile!r}; choose none or framework")
         require(self.moe_distribution in MOE_DISTRIBUTIONS, f"{prefix}.moe_distribution",
                 f"unknown distribution {self.moe_distribution!r}; choose one of "
                 f"{', '.join(MOE_DISTRIBUTIONS)}")

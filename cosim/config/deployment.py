@@ -64,6 +64,9 @@ class PlacementConfig:
 
     def is_default(self) -> bool:
         return self.attention == "contiguous" and self.ffn == "contiguous"
+# cosim.serving.scheduler.POLICIES (kept here too: config must not import serving internals)
+SCHEDULER_POLICIES = ("mixed", "guaranteed_no_evict", "prefill_first")
+MEMORY_FRACTIONS = ("total", "free", "static")
 
 
 @dataclass
@@ -96,6 +99,13 @@ class SchedulerConfig:
     chunked_prefill: bool = True  # False: a prompt is prefilled whole, in one iteration
     kv_block_tokens: int = 64  # paged-KV block size (prefix reuse is per full block)
     watermark: float = 0.01  # fraction of KV blocks kept free when admitting (vLLM's watermark)
+    # How batches are formed (docs/serving.md, "Scheduler policies"). mixed: decode plus
+    # chunked prefill in every iteration, admission when the prompt fits (vLLM V1).
+    # guaranteed_no_evict: admission reserves KV for prompt + the whole output and nothing is
+    # ever preempted (TensorRT-LLM's default capacity scheduler). prefill_first: prefill-only
+    # iterations whenever prefill work can be formed, decode-only ones otherwise (SGLang
+    # without --enable-mixed-chunk).
+    policy: str = "mixed"
     # Decode cost lookups use the mean KV length on a grid of this many tokens and interpolate
     # linearly between grid points (so memoised costs are reused); 0: exact lengths.
     kv_len_grid_tokens: int = 256
@@ -105,6 +115,8 @@ class SchedulerConfig:
             v = getattr(self, name)
             require(isinstance(v, int) and v >= 1, f"{prefix}.{name}",
                     f"must be an integer >= 1, got {v!r}")
+        require(self.policy in SCHEDULER_POLICIES, f"{prefix}.policy",
+                f"unknown policy {self.policy!r}; use one of {', '.join(SCHEDULER_POLICIES)}")
         require(0 <= self.watermark < 1, f"{prefix}.watermark",
                 f"must be in [0, 1), got {self.watermark}")
         require(self.kv_len_grid_tokens >= 0, f"{prefix}.kv_len_grid_tokens",
@@ -116,12 +128,21 @@ class MemoryConfig:
     """Per-GPU memory plan: weights + activations + runtime reserve; KV cache gets the rest."""
 
     gpu_memory_utilization: float = 0.90  # fraction of HBM the server may use (vLLM's default)
+    # What gpu_memory_utilization is a fraction of (cosim.serving.memory_plan):
+    # total: of HBM, covering weights + activations + reserve + KV (vLLM gpu_memory_utilization);
+    # free: of the memory left after weights, activations and reserve, all of it KV
+    # (TensorRT-LLM kv_cache_config.free_gpu_memory_fraction);
+    # static: of HBM, covering weights + KV only, activations and reserve live in the rest
+    # (SGLang --mem-fraction-static).
+    fraction_of: str = "total"
     runtime_reserve_gb: float = 4.0  # CUDA context, NCCL/DeepEP buffers, CUDA graphs (GB, 1e9 B)
     activation_tokens: int = 0  # peak tokens per forward pass per GPU; 0: max_batched_tokens
 
     def validate(self, prefix: str) -> None:
         require(0 < self.gpu_memory_utilization <= 1, f"{prefix}.gpu_memory_utilization",
                 f"must be in (0, 1], got {self.gpu_memory_utilization}")
+        require(self.fraction_of in MEMORY_FRACTIONS, f"{prefix}.fraction_of",
+                f"unknown {self.fraction_of!r}; use one of {', '.join(MEMORY_FRACTIONS)}")
         require(self.runtime_reserve_gb >= 0, f"{prefix}.runtime_reserve_gb",
                 f"must be >= 0, got {self.runtime_reserve_gb}")
         require(self.activation_tokens >= 0, f"{prefix}.activation_tokens",

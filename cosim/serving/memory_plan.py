@@ -4,6 +4,14 @@
     kv_bytes    = usable - weights(layout) - activations - runtime_reserve - per-request state
     kv_tokens   = dp x floor(kv_bytes / kv_bytes_per_token_per_gpu)     (instance)
 
+That is `memory.fraction_of: total` (vLLM's gpu_memory_utilization). The other readings of
+the fraction f (docs/serving.md, "Memory"):
+
+    free   (TensorRT-LLM free_gpu_memory_fraction): kv = f x (HBM - weights - activations
+           - runtime_reserve - state)
+    static (SGLang mem_fraction_static):            kv = f x HBM - weights - state, with
+           activations and the runtime reserve in the (1 - f) x HBM left over
+
 Weights per GPU come from the model spec for the parallel layout (experts split over EP,
 attention over TP, replicated across attention-DP ranks). KV bytes per token per GPU are the
 full-attention layers' (MLA latents are replicated on TP ranks, GQA heads split over them);
@@ -91,7 +99,14 @@ def plan_memory(spec: Any, layout: ParallelLayout, hardware: Any, memory: Any, s
     windows = [w for _, _, w in spec.layers if w > 0]
     state = running * (float(spec.window_kv_bytes_per_token(tp=layout.tp)) * (max(windows) if windows else 0)
                        + float(spec.state_bytes_per_request(tp=layout.tp)))
-    kv = usable - weights - acts - reserve - state
+    how = getattr(memory, "fraction_of", "total")
+    if how == "free":
+        kv = float(memory.gpu_memory_utilization) * (hbm - weights - acts - reserve - state)
+        usable = hbm
+    elif how == "static":
+        kv = usable - weights - state
+    else:
+        kv = usable - weights - acts - reserve - state
     block = int(scheduler.kv_block_tokens)
     if per_token > 0:
         blocks_per_rank = int(max(kv, 0.0) // (per_token * block))
@@ -100,11 +115,12 @@ def plan_memory(spec: Any, layout: ParallelLayout, hardware: Any, memory: Any, s
     blocks = blocks_per_rank * layout.dp
     kv_tokens = blocks * block
     reason = ""
-    if weights + acts + reserve + state > usable:
+    static_short = how == "static" and acts + reserve > hbm - usable
+    if weights + acts + reserve + state > usable or static_short or (how != "total" and kv <= 0):
         reason = (f"weights {weights / GB:.1f} GB + activations {acts / GB:.1f} GB + runtime "
                   f"reserve {reserve / GB:.1f} GB + request state {state / GB:.1f} GB per GPU "
                   f"exceed the usable {usable / GB:.1f} GB (HBM {hbm / GB:.0f} GB x "
-                  f"{memory.gpu_memory_utilization}) for layout tp={layout.tp} dp={layout.dp} "
+                  f"{memory.gpu_memory_utilization}{'' if how == 'total' else ' of ' + how}) for layout tp={layout.tp} dp={layout.dp} "
                   f"ep={layout.ep} moe_tp={layout.moe_tp}")
     elif blocks_per_rank * block < min_tokens:
         reason = (f"KV cache of {blocks_per_rank * block} tokens per attention-DP rank "

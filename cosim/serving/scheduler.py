@@ -16,6 +16,17 @@ request is preempted (recompute, as vLLM does): its full blocks stay in the pref
 other blocks are freed, and it goes to the head of the waiting queue to prefill its prompt and
 generated tokens again.
 
+Policies (`policy`, deployment.scheduler.policy; docs/serving.md, "Scheduler policies"):
+
+- ``mixed`` (default, vLLM V1): the iteration above; admission reserves the prompt's blocks.
+- ``guaranteed_no_evict`` (TensorRT-LLM's default capacity scheduler, GUARANTEED_NO_EVICT):
+  a request is admitted only if the blocks of its prompt *and* of every token it will still
+  generate fit next to what the running requests were promised; decode growth draws on that
+  reservation, so no request is ever preempted.
+- ``prefill_first`` (SGLang without --enable-mixed-chunk): an iteration runs prefill chunks
+  only, with the whole token budget, whenever any can be formed, and decodes otherwise; the
+  decode clock advances only on iterations that decode.
+
 Hooks for disaggregated deployments: `prefill_only` (a request leaves after its prefill and
 keeps its KV blocks until `release()`, e.g. until a P->D transfer ends) and `enqueue_decode()`
 (a request arrives with its KV computed elsewhere and only decodes here).
@@ -31,6 +42,8 @@ from cosim.serving.kv_cache import KVCache
 from cosim.serving.request_state import RequestState
 from cosim.workload.block_hashes import BlockHasher
 
+POLICIES = ("mixed", "guaranteed_no_evict", "prefill_first")
+
 
 class KVExhaustedError(RuntimeError):
     """A request cannot fit an empty KV cache (the memory plan should have caught it)."""
@@ -41,7 +54,7 @@ class Scheduler:
 
     def __init__(self, iid: int, kv: KVCache, hasher: BlockHasher, state: RequestState, *,
                  token_budget: int, max_running: int, chunked_prefill: bool = True,
-                 watermark: float = 0.01, prefill_only: bool = False):
+                 watermark: float = 0.01, prefill_only: bool = False, policy: str = "mixed"):
         self.iid = iid
         self.kv = kv
         self.B = kv.block_tokens
@@ -52,6 +65,15 @@ class Scheduler:
         self.chunked = bool(chunked_prefill)
         self.watermark_blocks = int(math.ceil(watermark * kv.capacity))
         self.prefill_only = bool(prefill_only)
+        if policy not in POLICIES:
+            raise ValueError(f"unknown scheduler policy {policy!r}; use one of {', '.join(POLICIES)}")
+        self.policy = policy
+        # a prefill-only rank hands requests off after their prompt: nothing to reserve
+        self.reserve_output = policy == "guaranteed_no_evict" and not self.prefill_only
+        self.prefill_first = policy == "prefill_first"
+        self.reserved = 0  # guaranteed_no_evict: blocks promised to running requests, not taken
+        self.future: dict[int, int] = {}  # per request: its promised, not yet taken blocks
+        self._prefill_iter = False  # prefill_first: the iteration in flight ran no decode
 
         self.waiting: deque[int] = deque()  # FCFS, preempted requests at the head
         self.decode_waiting: deque[int] = deque()  # KV computed elsewhere (disaggregated)
@@ -116,7 +138,8 @@ class Scheduler:
         while dw and len(self.running) < self.max_running and self._admit_decode(dw[0], s):
             dw.popleft()
         n = self.n_dec
-        budget = self.token_budget - n
+        pf = self.prefill_first
+        budget = self.token_budget if pf else self.token_budget - n
         chunks: list[tuple[int, int]] = []
         ctx_end = 0
         ctx_len, computed = st.ctx_len, st.computed
@@ -150,6 +173,11 @@ class Scheduler:
             ctx_end += computed[rid] + rem
         self.chunks = chunks
         p_req = len(chunks)
+        if pf:
+            self._prefill_iter = p_req > 0
+            if p_req:  # a prefill-only iteration: the decode set waits
+                p_tok = sum(c for _, c in chunks)
+                return 0, 0, p_tok, -(-ctx_end // p_req), p_req
         if p_req == 0:
             if n == 0:
                 if self.waiting and not self.running and not self.handoff:
@@ -176,7 +204,14 @@ class Scheduler:
         hit, idle = kv.match(hashes)
         need = nblk - hit
         avail = kv.free + len(kv.lru) - idle
-        if need > avail - (self.watermark_blocks if self.running else 0):
+        future = 0
+        if self.reserve_output:
+            # the blocks its remaining output will take (KV of all but the last token)
+            final = L + st.output[rid] - st.generated[rid] - 1
+            future = max(0, -(-final // B) - nblk)
+            avail -= self.reserved + future
+        if need > avail - (self.watermark_blocks if self.running and not self.reserve_output
+                           else 0):
             if not self.running and not self.handoff and need > avail:
                 raise KVExhaustedError(
                     f"instance {self.iid}: request {rid} needs {nblk} KV blocks of {B} tokens, "
@@ -185,6 +220,9 @@ class Scheduler:
             self.kv_stalls += 1
             return False
         self._blocked_avail = -1
+        if future:
+            self.reserved += future
+            self.future[rid] = future
         got = hashes[:hit]
         kv.acquire(got)
         kv.allocate(need)
@@ -202,11 +240,20 @@ class Scheduler:
         kv = self.kv
         st = self.state
         need = -(-st.ctx_len[rid] // self.B)
-        if need > kv.free + len(kv.lru) - (self.watermark_blocks if self.running else 0):
-            if not self.running and need > kv.free + len(kv.lru):
-                raise KVExhaustedError(f"instance {self.iid}: request {rid} needs {need} KV blocks, "
-                                       f"the cache has {kv.capacity}")
+        future = 0
+        extra = self.watermark_blocks if self.running else 0
+        if self.reserve_output:
+            final = st.ctx_len[rid] + st.output[rid] - st.generated[rid]
+            future = max(0, -(-final // self.B) - need)
+            extra = self.reserved + future
+        if need > kv.free + len(kv.lru) - extra:
+            if not self.running and need + future > kv.free + len(kv.lru):
+                raise KVExhaustedError(f"instance {self.iid}: request {rid} needs {need + future} "
+                                       f"KV blocks, the cache has {kv.capacity}")
             return False
+        if future:
+            self.reserved += future
+            self.future[rid] = future
         kv.allocate(need)
         self.held[rid] = []
         self.private[rid] = need
@@ -222,6 +269,10 @@ class Scheduler:
             t, rid, j = heappop(bh)
             if self.dec_join.get(rid) != j:
                 continue  # finished or preempted since
+            f = self.future.get(rid, 0)
+            if f:  # guaranteed_no_evict: the block was promised at admission
+                self.future[rid] = f - 1
+                self.reserved -= 1
             while not kv.allocate(1):
                 victim = next(reversed(self.running))  # the newest admission goes first
                 self._preempt(victim, s)
@@ -242,6 +293,10 @@ class Scheduler:
         st = self.state
         finished: list[int] = []
         handed: list[int] = []
+        pf_iter = self._prefill_iter
+        if pf_iter:  # prefill_first: no decode ran, the decode clock stays at s
+            self._prefill_iter = False
+            s -= 1
         if self.chunks:
             B = self.B
             for rid, c in self.chunks:
@@ -269,7 +324,7 @@ class Scheduler:
                     self._join_decode(rid, s + 1)
             self.chunks = []
         fh = self.fin_heap
-        while fh and fh[0][0] <= s:
+        while fh and fh[0][0] <= s and not pf_iter:
             _, rid, j = heappop(fh)
             if self.dec_join.get(rid) != j:
                 continue
@@ -329,6 +384,8 @@ class Scheduler:
 
     def _release(self, rid: int) -> None:
         self.kv.release(self.held.pop(rid), self.private.pop(rid))
+        if self.future:
+            self.reserved -= self.future.pop(rid, 0)
 
     def _preempt(self, rid: int, s: int) -> None:
         """Recompute preemption: free the request's KV (full blocks stay cached), requeue it."""

@@ -10,6 +10,7 @@ from typing import Any
 
 import pandas as pd
 
+from cosim.config.profiles import apply_profile
 from cosim.errors import ConfigError
 from cosim.model.layout import ParallelLayout
 from cosim.serving.comm import AlphaBetaComm, LinkFigures, NoComm, TrafficShape
@@ -120,6 +121,7 @@ def prepare(cfg: Any, step_cost_factory: StepCostFactory | None = None,
     from cosim.model.spec import ModelSpec
 
     cfg = to_object(apply_kind_overrides(cfg, known_deployments()))
+    profile = apply_profile(cfg)  # compute.profile=framework: the framework's defaults
     validate(cfg)
     spec = ModelSpec.from_config(cfg.model)
     max_ctx = int(spec.max_context)
@@ -130,7 +132,7 @@ def prepare(cfg: Any, step_cost_factory: StepCostFactory | None = None,
     table = build_workload(cfg.workload, max_ctx, cfg.seed)
     state = RequestState(table)
     driver = WorkloadDriver(table, cfg.workload.arrival)
-    notes: dict = {}
+    notes: dict = {"profile": profile} if profile else {}
     if comm_factory is None:
         comm_factory, shared = make_comm_factory(cfg, spec, notes)
     else:

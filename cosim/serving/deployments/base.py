@@ -121,7 +121,7 @@ class Deployment:
                           self.ctx.state, token_budget=sc.max_batched_tokens,
                           max_running=sc.max_running_requests,
                           chunked_prefill=sc.chunked_prefill, watermark=sc.watermark,
-                          prefill_only=prefill_only)
+                          prefill_only=prefill_only, policy=getattr(sc, "policy", "mixed"))
                 for _ in range(dp)]
 
     def make_instance(self, iid: int, role: str, layout: ParallelLayout, scheduler_cfg: Any,
