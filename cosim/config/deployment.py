@@ -67,6 +67,7 @@ class PlacementConfig:
 # cosim.serving.scheduler.POLICIES (kept here too: config must not import serving internals)
 SCHEDULER_POLICIES = ("mixed", "guaranteed_no_evict", "prefill_first")
 MEMORY_FRACTIONS = ("total", "free", "static")
+OVERLAPS = ("none", "two_batch")
 
 
 @dataclass
@@ -217,6 +218,15 @@ class DeploymentConfig:
     micro_batch_cost: str = "per_microbatch"
     # Where the AFD roles' GPUs sit (afd, pd_afd); the default keeps the contiguous blocks.
     placement: PlacementConfig = field(default_factory=PlacementConfig)
+    # Communication/compute overlap inside the iterations of chunked and pd (and pd_afd's
+    # prefill) instances. none: an iteration is compute + communication. two_batch: the batch
+    # is split into two micro-batches whose EP dispatch/combine (and TP all-reduce) run on a
+    # communication stream while the other micro-batch computes, as SGLang's
+    # --enable-two-batch-overlap, vLLM's dual-batch overlap (--enable-dbo) and DeepSeek's
+    # inference profile (github.com/deepseek-ai/profile-data: two micro-batches, DualPipe-style
+    # overlap) do; cosim.serving.two_batch, docs/serving.md "Two-batch overlap". AFD units
+    # keep their own ping-pong (micro_batches).
+    overlap: str = "none"
     options: dict[str, Any] = field(default_factory=dict)  # deployment-specific knobs
 
     def validate(self, prefix: str = "deployment") -> None:
@@ -236,6 +246,8 @@ class DeploymentConfig:
                 f"{prefix}.micro_batches", f"must be an integer in 1..16, got {m!r}")
         require(self.micro_batch_cost in MICRO_BATCH_COSTS, f"{prefix}.micro_batch_cost",
                 f"must be one of {', '.join(MICRO_BATCH_COSTS)}, got {self.micro_batch_cost!r}")
+        require(self.overlap in OVERLAPS, f"{prefix}.overlap",
+                f"must be one of {', '.join(OVERLAPS)}, got {self.overlap!r}")
         for name, role in self.roles.items():
             role.validate(f"{prefix}.roles.{name}")
         self.placement.validate(f"{prefix}.placement")

@@ -311,6 +311,51 @@ def chain_makespan(num_layers: int, stage_times: list[list[float]]) -> float:
     return max(ready)
 
 
+def shared_chain_makespan(num_layers: int, stage_times: list[list[float]],
+                          stage_resource: list[int]) -> float:
+    """chain_makespan where stages may share an in-order resource (stage_resource[s]).
+
+    The value is schedule_pipeline(layered_pipeline(stages, ...)).makespan bit for bit for
+    stages placed on those resources (same recurrence, same float operations, same shift
+    detection): the hot path of two-batch overlap, whose attention and experts share the
+    GPUs' compute stream and whose dispatch and combine share the communication stream
+    (EP_STAGES).
+    """
+    L = int(num_layers)
+    if L <= 0:
+        return 0.0
+    m = len(stage_times[0])
+    keep = [s for s, d in enumerate(stage_times) if any(x > 0 for x in d)] or [0]
+    times = [stage_times[s] for s in keep]
+    res = [int(stage_resource[s]) for s in keep]
+    free = [0.0] * (max(res) + 1)
+    ready = [0.0] * m
+    prev_state: list[float] | None = None
+    layer = 0
+    while layer < L:
+        used = set()
+        for dur, r in zip(times, res, strict=True):
+            for k in range(m):
+                t = ready[k]
+                du = dur[k]
+                if du > 0:
+                    used.add(r)
+                    f = free[r]
+                    if f > t:
+                        t = f
+                    free[r] = t + du
+                ready[k] = t + du
+        state = ready + [free[r] for r in sorted(used)]
+        layer += 1
+        if prev_state is not None and layer < L:
+            c = _steady_shift(state, prev_state)
+            if c is not None:
+                n_more = L - layer
+                return max(x + float(n_more) * c for x in ready)
+        prev_state = state
+    return max(ready)
+
+
 def pipeline_time(num_layers: int, micro_batches: int, stage_times) -> float:
     """Closed-form iteration time of identical layers and micro-batches, one resource per stage.
 

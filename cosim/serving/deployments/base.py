@@ -33,6 +33,7 @@ from cosim.serving.kv_cache import KVCache
 from cosim.serving.memory_plan import MemoryPlan, plan_memory
 from cosim.serving.request_state import RequestState
 from cosim.serving.scheduler import Scheduler
+from cosim.serving.two_batch import TwoBatchInstance
 from cosim.timeline.perfetto import TraceBuilder
 from cosim.workload.arrivals import WorkloadDriver
 from cosim.workload.block_hashes import BlockHasher
@@ -132,7 +133,11 @@ class Deployment:
         cost = self.iteration_cost(layout, first_gpu, scheduler_cfg.kv_len_grid_tokens)
         info = InstanceInfo(iid=iid, role=role, layout=layout, first_gpu=first_gpu,
                             num_gpus=layout.attention_gpus)
-        inst = Instance(info, ranks, cost, prefix_routing=prefix_routing)
+        if getattr(self.ctx.cfg.deployment, "overlap", "none") == "two_batch":
+            inst: Instance = TwoBatchInstance(info, ranks, cost, int(self.ctx.spec.num_layers),
+                                              prefix_routing=prefix_routing)
+        else:
+            inst = Instance(info, ranks, cost, prefix_routing=prefix_routing)
         inst.end_event = IterationEnd(self, inst)
         return inst
 
@@ -201,8 +206,14 @@ class Deployment:
         roles: dict[str, int] = {}
         for inst in self.instances:
             roles[inst.info.role] = roles.get(inst.info.role, 0) + inst.info.num_gpus
-        return {"kind": self.kind, "instances": len(self.instances), "gpus_by_role": roles,
-                "memory": {r: p.to_dict() for r, p in self.memory.items()}}
+        out = {"kind": self.kind, "instances": len(self.instances), "gpus_by_role": roles,
+               "memory": {r: p.to_dict() for r, p in self.memory.items()}}
+        tbo = [i for i in self.instances if isinstance(i, TwoBatchInstance)]
+        if tbo:  # deployment.overlap=two_batch: how many iterations could be split
+            out["two_batch_overlap"] = {"instances": len(tbo),
+                                        "overlapped_iterations": sum(i.overlapped for i in tbo),
+                                        "iterations": sum(len(i.rows) for i in tbo)}
+        return out
 
     def cost_models(self) -> list[IterationCost]:
         """Objects with source_seconds() and .comm.stats() (compute_sources, comm facts)."""
