@@ -102,7 +102,7 @@ def _hashes(v: object, where: str) -> list[int]:
     return v
 
 
-def _csv_records(path: Path, errors: LineErrors) -> Iterator[tuple[int, dict]]:
+def _csv_records(path: Path, errors: LineErrors, wanted: list[str]) -> Iterator[tuple[int, dict]]:
     try:
         text = path.read_bytes().decode("utf-8", errors="surrogateescape")
     except OSError as e:
@@ -112,6 +112,9 @@ def _csv_records(path: Path, errors: LineErrors) -> Iterator[tuple[int, dict]]:
     if not header:
         raise ConfigError(str(path), "empty (no header row)")
     names = [h.strip() for h in header]
+    for c in wanted:
+        if c not in names:
+            raise ConfigError(f"{path}:1: {c}", f"missing column (header: {', '.join(names)})")
     while True:
         try:
             row = next(reader)
@@ -125,7 +128,7 @@ def _csv_records(path: Path, errors: LineErrors) -> Iterator[tuple[int, dict]]:
         if any(_SURROGATE.search(c) for c in row):
             errors.handle(ConfigError(f"{path}:{reader.line_num}", "not UTF-8 text"))
             continue
-        yield reader.line_num, {"__names__": names, **dict(zip(names, row, strict=False))}
+        yield reader.line_num, dict(zip(names, row, strict=False))
 
 
 def read_rows(path: str | Path, cols: Columns, fmt: str = "auto",
@@ -145,25 +148,15 @@ def read_rows(path: str | Path, cols: Columns, fmt: str = "auto",
     wanted = [c for c in (cols.time, cols.input, cols.output, cols.session, cols.hash_ids) if c]
     records: Iterator[tuple[int, object]]
     if fmt == "csv":
-        records = _csv_records(path, errors)
+        records = _csv_records(path, errors, wanted)
     elif fmt == "jsonl":
         records = ((ln, rec) for ln, _w, rec in json_lines(path, errors))
     else:
         raise ConfigError("--input-format", f"must be auto, csv or jsonl, got {fmt!r}")
     rows: list[Row] = []
     dropped = 0
-    checked_header = False
     for lineno, rec in records:
         where = f"{path}:{lineno}"
-        if fmt == "csv" and not checked_header:
-            names = rec.pop("__names__")
-            for c in wanted:
-                if c not in names:
-                    raise ConfigError(f"{path}:1: {c}",
-                                      f"missing column (header: {', '.join(names)})")
-            checked_header = True
-        elif fmt == "csv":
-            rec.pop("__names__")
         try:
             if not isinstance(rec, dict):
                 raise ConfigError(where, "each line must be a JSON object")
