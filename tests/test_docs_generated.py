@@ -14,6 +14,7 @@ GENERATORS = {
     "experts_example": "docs/experts.md",
     "compare_aiconfigurator": "docs/search.md",
     "steady_state_example": "docs/serving.md",
+    "gen_traces_doc": "docs/traces.md",
 }
 
 
