@@ -122,7 +122,7 @@ def test_every_option_on_every_format(tmp_path, fmt):
     assert small <= set(s1.input_tokens.tolist())
     other = load(p, fmt, sample_fraction=0.5, sample_seed=4).input_tokens.tolist()
     assert other != s1.input_tokens.tolist()
-    assert s1.notes["requests_in_file"] == 40 and s1.notes["requests_replayed"] == len(s1)
+    assert s1.notes["requests_read"] == 40 and s1.notes["requests_replayed"] == len(s1)
 
 
 def test_sampling_keeps_whole_bailian_conversations(tmp_path):

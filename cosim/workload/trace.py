@@ -10,7 +10,7 @@ the same prefix, so they map directly onto the KV cache's block hashes.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -62,6 +62,16 @@ def read_trace(path: str | Path, block_tokens: int = 512, max_requests: int = 0,
                       hashes=True)
 
 
+# format -> reader(path, block_tokens, max_requests, max_context, on_error)
+READERS: dict[str, Callable[[Path, int, int, int, str], RequestTable]] = {
+    "mooncake": lambda p, b, n, c, e: read_trace(p, b, n, c, on_error=e),
+    "bailian": lambda p, b, n, c, e: read_bailian(p, b, n, c, on_error=e),
+    "azure": lambda p, b, n, c, e: read_csv_trace(p, "azure", n, c, on_error=e),
+    "burstgpt": lambda p, b, n, c, e: read_csv_trace(p, "burstgpt", n, c, on_error=e),
+    "cosim": lambda p, b, n, c, e: read_cosim(p, c, on_error=e),
+}
+
+
 def read_trace_for_workload(cfg: WorkloadConfig, model_max_context: int,
                             rng: np.random.Generator) -> RequestTable:
     """The trace of `cfg.trace` after its options (window, sampling, the cfg.num_requests
@@ -78,15 +88,11 @@ def read_trace_for_workload(cfg: WorkloadConfig, model_max_context: int,
                        rate_per_s=None if tc.rate_per_s is None else float(tc.rate_per_s))
     # the readers may stop at the cap when nothing else drops rows (same result, less reading)
     cap = 0 if opt.selects else opt.max_requests
-    ctx = cfg.context_limit(model_max_context)
-    if fmt in ("azure", "burstgpt"):
-        table = read_csv_trace(path, fmt, cap, ctx, on_error=tc.on_error)
-    elif fmt == "bailian":
-        table = read_bailian(path, tc.block_tokens, cap, ctx, on_error=tc.on_error)
-    elif fmt == "cosim":
-        table = read_cosim(path, ctx, on_error=tc.on_error)
-    else:
-        table = read_trace(path, tc.block_tokens, cap, ctx, on_error=tc.on_error)
+    reader = READERS.get(fmt)
+    if reader is None:
+        raise ConfigError("workload.trace.format", f"unknown format {fmt!r}")
+    table = reader(path, int(tc.block_tokens), cap, cfg.context_limit(model_max_context),
+                   tc.on_error)
     table = apply_options(table, opt)
     first = table.session_first_rows()
     if cfg.arrival.process != "trace":
