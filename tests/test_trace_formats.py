@@ -284,3 +284,18 @@ def test_cli_bad_trace_is_one_line_and_exit_2(tmp_path, fmt, spec, needle):
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert len(lines) == 1 and f"{p}{needle}" in lines[0] and "Traceback" not in proc.stderr
+
+
+def test_options_compose_from_the_command_line():
+    res = cosim.simulate(["workload=mooncake_sample", "workload.trace.window_start_s=60",
+                          "workload.trace.window_end_s=180", "workload.trace.sample_fraction=0.5",
+                          "workload.trace.rate_per_s=4", "workload.num_requests=50",
+                          "output.progress=false", "deployment.comm.model=none"],
+                         step_cost_factory=toy)
+    notes = res.summary["workload_notes"]
+    assert res.summary["requests_completed"] == notes["requests_replayed"] == 50
+    assert notes["rate_per_s"] == pytest.approx(4.0) and notes["window_s"] == [60.0, 180.0]
+    with pytest.raises(ConfigError, match="set either rate_per_s or time_scale"):
+        cosim.simulate(["workload=mooncake_sample", "workload.trace.rate_per_s=4",
+                        "workload.trace.time_scale=2", "output.progress=false"],
+                       step_cost_factory=toy)
