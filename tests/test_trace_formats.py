@@ -299,3 +299,17 @@ def test_options_compose_from_the_command_line():
         cosim.simulate(["workload=mooncake_sample", "workload.trace.rate_per_s=4",
                         "workload.trace.time_scale=2", "output.progress=false"],
                        step_cost_factory=toy)
+
+
+def test_csv_session_column_groups_sampling(tmp_path):
+    p = tmp_path / "b.csv"
+    head = "Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type,Session ID\n"
+    body = "".join(f"{k},ChatGPT,{100 + k},5,{105 + k},Conversation log,s{k // 3}\n"
+                   for k in range(60))  # sessions of three requests
+    p.write_text(head + body)
+    t = load(p, "burstgpt", session_column="Session ID", sample_fraction=0.5, sample_seed=2)
+    assert t.notes["conversations"] == len(t) // 3 and 0 < len(t) < 60
+    _, counts = np.unique(t.conversation, return_counts=True)
+    assert (counts == 3).all()
+    with pytest.raises(ConfigError, match=r":1: Session: missing column"):
+        load(p, "burstgpt", session_column="Session")

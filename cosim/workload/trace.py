@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cosim.config.workload import WorkloadConfig
+from cosim.config.workload import TraceConfig, WorkloadConfig
 from cosim.errors import ConfigError
 from cosim.files import write_atomic
 from cosim.paths import data_dir
@@ -62,13 +62,15 @@ def read_trace(path: str | Path, block_tokens: int = 512, max_requests: int = 0,
                       hashes=True)
 
 
-# format -> reader(path, block_tokens, max_requests, max_context, on_error)
-READERS: dict[str, Callable[[Path, int, int, int, str], RequestTable]] = {
-    "mooncake": lambda p, b, n, c, e: read_trace(p, b, n, c, on_error=e),
-    "bailian": lambda p, b, n, c, e: read_bailian(p, b, n, c, on_error=e),
-    "azure": lambda p, b, n, c, e: read_csv_trace(p, "azure", n, c, on_error=e),
-    "burstgpt": lambda p, b, n, c, e: read_csv_trace(p, "burstgpt", n, c, on_error=e),
-    "cosim": lambda p, b, n, c, e: read_cosim(p, c, on_error=e),
+# format -> reader(path, trace config, max_requests, max_context)
+READERS: dict[str, Callable[[Path, TraceConfig, int, int], RequestTable]] = {
+    "mooncake": lambda p, tc, n, c: read_trace(p, tc.block_tokens, n, c, on_error=tc.on_error),
+    "bailian": lambda p, tc, n, c: read_bailian(p, tc.block_tokens, n, c, on_error=tc.on_error),
+    "azure": lambda p, tc, n, c: read_csv_trace(p, "azure", n, c, on_error=tc.on_error,
+                                                session_column=tc.session_column),
+    "burstgpt": lambda p, tc, n, c: read_csv_trace(p, "burstgpt", n, c, on_error=tc.on_error,
+                                                   session_column=tc.session_column),
+    "cosim": lambda p, tc, n, c: read_cosim(p, c, on_error=tc.on_error),
 }
 
 
@@ -91,8 +93,7 @@ def read_trace_for_workload(cfg: WorkloadConfig, model_max_context: int,
     reader = READERS.get(fmt)
     if reader is None:
         raise ConfigError("workload.trace.format", f"unknown format {fmt!r}")
-    table = reader(path, int(tc.block_tokens), cap, cfg.context_limit(model_max_context),
-                   tc.on_error)
+    table = reader(path, tc, cap, cfg.context_limit(model_max_context))
     table = apply_options(table, opt)
     first = table.session_first_rows()
     if cfg.arrival.process != "trace":
