@@ -16,6 +16,7 @@ GENERATORS = {
     "steady_state_example": "docs/serving.md",
     "placement_example": "docs/placement.md",
     "profiles_table": "docs/serving.md",
+    "gen_traces_doc": "docs/traces.md",
 }
 
 

@@ -122,7 +122,7 @@ def test_every_option_on_every_format(tmp_path, fmt):
     assert small <= set(s1.input_tokens.tolist())
     other = load(p, fmt, sample_fraction=0.5, sample_seed=4).input_tokens.tolist()
     assert other != s1.input_tokens.tolist()
-    assert s1.notes["requests_in_file"] == 40 and s1.notes["requests_replayed"] == len(s1)
+    assert s1.notes["requests_read"] == 40 and s1.notes["requests_replayed"] == len(s1)
 
 
 def test_sampling_keeps_whole_bailian_conversations(tmp_path):
@@ -284,3 +284,32 @@ def test_cli_bad_trace_is_one_line_and_exit_2(tmp_path, fmt, spec, needle):
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert len(lines) == 1 and f"{p}{needle}" in lines[0] and "Traceback" not in proc.stderr
+
+
+def test_options_compose_from_the_command_line():
+    res = cosim.simulate(["workload=mooncake_sample", "workload.trace.window_start_s=60",
+                          "workload.trace.window_end_s=180", "workload.trace.sample_fraction=0.5",
+                          "workload.trace.rate_per_s=4", "workload.num_requests=50",
+                          "output.progress=false", "deployment.comm.model=none"],
+                         step_cost_factory=toy)
+    notes = res.summary["workload_notes"]
+    assert res.summary["requests_completed"] == notes["requests_replayed"] == 50
+    assert notes["rate_per_s"] == pytest.approx(4.0) and notes["window_s"] == [60.0, 180.0]
+    with pytest.raises(ConfigError, match="set either rate_per_s or time_scale"):
+        cosim.simulate(["workload=mooncake_sample", "workload.trace.rate_per_s=4",
+                        "workload.trace.time_scale=2", "output.progress=false"],
+                       step_cost_factory=toy)
+
+
+def test_csv_session_column_groups_sampling(tmp_path):
+    p = tmp_path / "b.csv"
+    head = "Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type,Session ID\n"
+    body = "".join(f"{k},ChatGPT,{100 + k},5,{105 + k},Conversation log,s{k // 3}\n"
+                   for k in range(60))  # sessions of three requests
+    p.write_text(head + body)
+    t = load(p, "burstgpt", session_column="Session ID", sample_fraction=0.5, sample_seed=2)
+    assert t.notes["conversations"] == len(t) // 3 and 0 < len(t) < 60
+    _, counts = np.unique(t.conversation, return_counts=True)
+    assert (counts == 3).all()
+    with pytest.raises(ConfigError, match=r":1: Session: missing column"):
+        load(p, "burstgpt", session_column="Session")

@@ -100,6 +100,9 @@ class TraceConfig:
     time_scale: float = 1.0  # timestamps are multiplied by this (0.5 = replay twice as fast)
     rate_per_s: float | None = None  # rescale times to this mean request rate (null: keep)
     on_error: str = "error"  # error: a bad line stops the run naming file, line, field; skip: count
+    # CSV formats: a column naming each request's session (e.g. a conversation id column of a
+    # later BurstGPT release); sampling then keeps or drops a session whole. "": none.
+    session_column: str = ""
 
     def validate(self, prefix: str) -> None:
         require(self.format in TRACE_FORMATS, f"{prefix}.format",

@@ -10,12 +10,12 @@ the same prefix, so they map directly onto the KV cache's block hashes.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from cosim.config.workload import WorkloadConfig
+from cosim.config.workload import TraceConfig, WorkloadConfig
 from cosim.errors import ConfigError
 from cosim.files import write_atomic
 from cosim.paths import data_dir
@@ -62,6 +62,18 @@ def read_trace(path: str | Path, block_tokens: int = 512, max_requests: int = 0,
                       hashes=True)
 
 
+# format -> reader(path, trace config, max_requests, max_context)
+READERS: dict[str, Callable[[Path, TraceConfig, int, int], RequestTable]] = {
+    "mooncake": lambda p, tc, n, c: read_trace(p, tc.block_tokens, n, c, on_error=tc.on_error),
+    "bailian": lambda p, tc, n, c: read_bailian(p, tc.block_tokens, n, c, on_error=tc.on_error),
+    "azure": lambda p, tc, n, c: read_csv_trace(p, "azure", n, c, on_error=tc.on_error,
+                                                session_column=tc.session_column),
+    "burstgpt": lambda p, tc, n, c: read_csv_trace(p, "burstgpt", n, c, on_error=tc.on_error,
+                                                   session_column=tc.session_column),
+    "cosim": lambda p, tc, n, c: read_cosim(p, c, on_error=tc.on_error),
+}
+
+
 def read_trace_for_workload(cfg: WorkloadConfig, model_max_context: int,
                             rng: np.random.Generator) -> RequestTable:
     """The trace of `cfg.trace` after its options (window, sampling, the cfg.num_requests
@@ -78,15 +90,10 @@ def read_trace_for_workload(cfg: WorkloadConfig, model_max_context: int,
                        rate_per_s=None if tc.rate_per_s is None else float(tc.rate_per_s))
     # the readers may stop at the cap when nothing else drops rows (same result, less reading)
     cap = 0 if opt.selects else opt.max_requests
-    ctx = cfg.context_limit(model_max_context)
-    if fmt in ("azure", "burstgpt"):
-        table = read_csv_trace(path, fmt, cap, ctx, on_error=tc.on_error)
-    elif fmt == "bailian":
-        table = read_bailian(path, tc.block_tokens, cap, ctx, on_error=tc.on_error)
-    elif fmt == "cosim":
-        table = read_cosim(path, ctx, on_error=tc.on_error)
-    else:
-        table = read_trace(path, tc.block_tokens, cap, ctx, on_error=tc.on_error)
+    reader = READERS.get(fmt)
+    if reader is None:
+        raise ConfigError("workload.trace.format", f"unknown format {fmt!r}")
+    table = reader(path, tc, cap, cfg.context_limit(model_max_context))
     table = apply_options(table, opt)
     first = table.session_first_rows()
     if cfg.arrival.process != "trace":

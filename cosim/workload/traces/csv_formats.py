@@ -69,8 +69,11 @@ _SURROGATE = re.compile("[\udc80-\udcff]")  # what errors="surrogateescape" make
 
 
 def read_csv_trace(path: str | Path, fmt: str, max_requests: int = 0, max_context: int = 0,
-                   time_scale: float = 1.0, on_error: str = "error") -> RequestTable:
-    """Read an Azure or BurstGPT CSV trace into a RequestTable (one session per row)."""
+                   time_scale: float = 1.0, on_error: str = "error",
+                   session_column: str = "") -> RequestTable:
+    """Read an Azure or BurstGPT CSV trace into a RequestTable (one session per row).
+
+    `session_column`: a column whose values group rows into conversations (for sampling)."""
     path = Path(path)
     if fmt not in COLUMNS:
         raise ConfigError("workload.trace.format", f"{fmt!r} is not a CSV format ({', '.join(COLUMNS)})")
@@ -94,6 +97,14 @@ def read_csv_trace(path: str | Path, fmt: str, max_requests: int = 0, max_contex
         if col not in names:
             raise ConfigError(f"{path}:1: {col}", f"missing column (header: {', '.join(header)})")
         idx[col] = names.index(col)
+    s_col = -1
+    if session_column:
+        if session_column.strip().lower() not in names:
+            raise ConfigError(f"{path}:1: {session_column}",
+                              f"missing column (workload.trace.session_column; header: "
+                              f"{', '.join(header)})")
+        s_col = names.index(session_column.strip().lower())
+    conv_ids: dict[str, int] = {}
     t_col, i_col, o_col = (idx[c] for c in COLUMNS[fmt])
     t_name, i_name, o_name = (header[k].strip() for k in (t_col, i_col, o_col))
     rows = TraceRows(path, max_requests)
@@ -126,6 +137,10 @@ def read_csv_trace(path: str | Path, fmt: str, max_requests: int = 0, max_contex
         except ConfigError as err:
             errors.handle(err)
             continue
-        rows.add(t, i, o)
-    return rows.table({"format": fmt, **errors.notes(), "skipped_failed": failed},
+        rows.add(t, i, o, conversation=(conv_ids.setdefault(row[s_col].strip(), len(conv_ids))
+                                        if s_col >= 0 else -1))
+    notes = {"format": fmt, **errors.notes(), "skipped_failed": failed}
+    if s_col >= 0:
+        notes["conversations"] = len(set(rows.conv))
+    return rows.table(notes,
                       time_scale=time_scale)

@@ -117,8 +117,10 @@ def apply_options(table: RequestTable, opt: TraceOptions) -> RequestTable:
         factor = (starts.size - 1) / opt.rate_per_s / span
     out.start_s = (out.start_s - t0) * factor
     notes = out.notes
-    notes["requests_in_file"] = n_file
+    notes["requests_read"] = n_file
     notes["requests_replayed"] = len(out)
+    if out.conversation is not None:  # conversations replayed (a window or sample drops some)
+        notes["conversations"] = int(np.unique(out.conversation).size)
     notes["time_factor"] = factor
     notes["rate_per_s"] = (starts.size - 1) / (span * factor) if span > 0 else None
     if opt.selects:
