@@ -8,7 +8,6 @@ Usage: python scripts/gen_traces_doc.py [--check]
 from __future__ import annotations
 
 import importlib.util
-import json
 import sys
 from pathlib import Path
 
@@ -30,9 +29,10 @@ SAMPLES = (("mooncake_sample", "mooncake_sample.jsonl", 512),
            ("azure_sample", "azure_sample.csv", 0),
            ("burstgpt_sample", "burstgpt_sample.csv", 0),
            ("cosim_sample", "cosim_sample.parquet", 0))
-# the prefix check: KV block tokens dividing each trace's hash block
+# the prefix check: KV blocks dividing each trace's hash block, or spanning several
 PREFIX_RUNS = (("mooncake_sample", "mooncake_sample.jsonl", 512, 64),
-               ("bailian_sample", "bailian_sample.jsonl", 16, 16))
+               ("bailian_sample", "bailian_sample.jsonl", 16, 16),
+               ("bailian_sample", "bailian_sample.jsonl", 16, 64))
 RUN = ["output.progress=false", "output.write_parquet=false", "deployment.router=prefix_aware"]
 OPTIONS = (("none", {}, 100000),
            ("window_start_s=60 window_end_s=180", {"window_start_s": 60, "window_end_s": 180},
@@ -57,20 +57,6 @@ def load(file: str, num_requests: int = 100000, block: int = 512, **trace):
     return build_workload(cfg, 163840, seed=0)
 
 
-def repeated_block_fraction(path: Path, block: int) -> float:
-    """Prompt tokens in full hash blocks whose id appeared in an earlier request / all prompt
-    tokens: the reuse a cache without capacity limits would find."""
-    seen: set[int] = set()
-    hit = total = 0
-    for line in path.open():
-        r = json.loads(line)
-        ids, n = r["hash_ids"], r["input_length"]
-        hit += block * sum(1 for h in ids[: n // block] if h in seen)
-        total += n
-        seen.update(ids)
-    return hit / total
-
-
 def render_samples() -> str:
     lines = ["| sample (`workload=`) | file | detected format | requests | sessions "
              "(conversations) | mean input tokens | mean output tokens | mean rate (req/s) | "
@@ -85,12 +71,21 @@ def render_samples() -> str:
     return "\n".join(lines)
 
 
-def tolerance() -> float:
-    """The test's allowed shortfall (tests/test_trace_samples.py holds the one value)."""
+def _test_module():
+    """tests/test_trace_samples.py holds the one independent count and its tolerance."""
     spec = importlib.util.spec_from_file_location("test_trace_samples", TEST)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    return float(mod.HIT_RATE_TOLERANCE)
+    return mod
+
+
+def tolerance() -> float:
+    return float(_test_module().HIT_RATE_TOLERANCE)
+
+
+def repeated_block_fraction(path: Path, block: int, kv: int) -> float:
+    """The test's count: prompt tokens in full KV blocks seen in an earlier request."""
+    return float(_test_module().repeated_block_fraction(path, block, kv))
 
 
 def render_prefix() -> str:
@@ -99,7 +94,7 @@ def render_prefix() -> str:
     for wl, file, block, kv in PREFIX_RUNS:
         s = cosim.simulate([f"workload={wl}", *RUN,
                             f"deployment.scheduler.kv_block_tokens={kv}"]).summary
-        want = repeated_block_fraction(TRACES / file, block)
+        want = repeated_block_fraction(TRACES / file, block, kv)
         got = s["prefix_hit_rate"]
         lines.append(f"| `{wl}` | {block} | {kv} | {want:.4f} | {got:.4f} | {want - got:.4f} |")
     lines += ["", f"The test allows the run to fall short of the count by up to {tolerance():g} "

@@ -23,22 +23,26 @@ SAMPLES = {"mooncake_sample": 300, "bailian_sample": 327, "azure_sample": 200,
 # The simulator's hit rate can only fall short of the count, by at most this much: a cache
 # of finite capacity may evict a block before its reuse, and a request arriving while the
 # request that first carries its blocks is still prefilling finds them not yet cached.
-# Block granularity adds nothing: the KV block (kv_block_tokens) divides the trace's hash
-# block, and a partial last block is neither counted here nor cached there.
+# Block granularity adds nothing: the count below uses the cache's own blocks (the KV block
+# divides the trace's hash block, or spans several of them and is named by the last), and a
+# partial last block is neither counted here nor cached there.
 HIT_RATE_TOLERANCE = 0.02
 
 
-def repeated_block_fraction(path, block: int) -> float:
-    """Prompt tokens in full hash blocks whose id appeared in an earlier request, over all
+def repeated_block_fraction(path, block: int, kv: int | None = None) -> float:
+    """Prompt tokens in full blocks whose hash id appeared in an earlier request, over all
     prompt tokens (hash ids stand for a block and everything before it, so a repeated id is
-    a reusable KV block)."""
+    a reusable KV block). With KV blocks of `kv` > `block` tokens, a KV block is reusable when
+    the last hash id it covers was seen."""
+    g = max(1, (kv or block) // block)
     seen: set[int] = set()
     hit = total = 0
     for line in open(path):
         r = json.loads(line)
         ids, n = r["hash_ids"], r["input_length"]
         full = ids[: n // block]
-        hit += block * sum(1 for h in full if h in seen)
+        keys = full[g - 1::g][: n // (block * g)]
+        hit += block * g * sum(1 for h in keys if h in seen)
         total += n
         seen.update(ids)
     return hit / total
@@ -46,9 +50,7 @@ def repeated_block_fraction(path, block: int) -> float:
 
 @pytest.mark.parametrize("workload", sorted(SAMPLES))
 def test_each_shipped_sample_replays(workload):
-    # Bailian's 16-token hash blocks need KV blocks dividing 16 (the default is 64)
-    kv = ["deployment.scheduler.kv_block_tokens=16"] if workload == "bailian_sample" else []
-    res = cosim.simulate([f"workload={workload}", *BASE, *kv])
+    res = cosim.simulate([f"workload={workload}", *BASE])
     s = res.summary
     assert s["requests_total"] == s["requests_completed"] == SAMPLES[workload]
     assert s["workload_notes"]["skipped_lines"] == 0
@@ -57,12 +59,13 @@ def test_each_shipped_sample_replays(workload):
 
 @pytest.mark.parametrize("workload,file,block,kv", [
     ("mooncake_sample", "mooncake_sample.jsonl", 512, 64),
-    ("bailian_sample", "bailian_sample.jsonl", 16, 16),  # KV blocks must divide 16 tokens
+    ("bailian_sample", "bailian_sample.jsonl", 16, 16),
+    ("bailian_sample", "bailian_sample.jsonl", 16, 64),  # a KV block spans 4 hash ids
 ])
 def test_prefix_hit_rate_is_the_repeated_block_share(workload, file, block, kv):
     res = cosim.simulate([f"workload={workload}", *BASE, "deployment.router=prefix_aware",
                           f"deployment.scheduler.kv_block_tokens={kv}"])
-    expected = repeated_block_fraction(TRACES / file, block)
+    expected = repeated_block_fraction(TRACES / file, block, kv)
     got = res.summary["prefix_hit_rate"]
     assert expected > 0.3  # the samples do reuse
     assert expected - HIT_RATE_TOLERANCE <= got <= expected + 1e-12

@@ -7,7 +7,8 @@ Hashes are int64 built from (kind, id, block index):
 - shared prefix (pool) blocks: every session drawing shared prefix g has the same first blocks;
 - session blocks: a session's context grows append-only, so block i keeps its hash over turns;
 - trace blocks: a trace hash_id covers `trace_block_tokens`; it is split into
-  trace_block_tokens / block_tokens cache blocks;
+  trace_block_tokens / block_tokens cache blocks, or, when cache blocks are larger, a cache
+  block is named by the last (chained) hash id it covers;
 - unique blocks: tokens no other request can have (a trace request's own output).
 """
 
@@ -32,13 +33,22 @@ class BlockHasher:
         self.table = table
         self.block_tokens = int(block_tokens)
         self._trace = table.trace_hashes is not None
+        self._sub = self._group = 1
         if self._trace:
             tb = int(table.trace_block_tokens)
-            if tb % self.block_tokens or tb // self.block_tokens > 1 << _SUB_SHIFT:
+            if tb % self.block_tokens == 0 and tb // self.block_tokens <= 1 << _SUB_SHIFT:
+                self._sub = tb // self.block_tokens  # cache blocks per trace hash id
+            elif self.block_tokens % tb == 0:
+                # a cache block spans `_group` trace blocks (e.g. 64-token cache blocks over
+                # Bailian's 16-token hash ids): trace hash ids are chained (an id stands for
+                # its block and everything before it), so the id of the last trace block a
+                # cache block covers identifies that cache block and its whole prefix
+                self._group = self.block_tokens // tb
+            else:
                 raise ConfigError(field_name,
                                   f"{self.block_tokens} must divide the trace's hash block of "
-                                  f"{tb} tokens (at most 256 cache blocks per hash id)")
-            self._sub = tb // self.block_tokens
+                                  f"{tb} tokens (at most 256 cache blocks per hash id) or be a "
+                                  f"multiple of it")
         # Python ints per row, read once per request (not per token).
         self._session = table.session.tolist()
         self._pool = table.pool_id.tolist()
@@ -62,7 +72,7 @@ class BlockHasher:
         if self._trace:
             t = self.table
             lo, hi = int(t.trace_hash_ptr[rid]), int(t.trace_hash_ptr[rid + 1])
-            j = i // self._sub
+            j = (i + 1) * self._group - 1 if self._group > 1 else i // self._sub
             inside = j < hi - lo
             ids = t.trace_hashes[lo + np.minimum(j, max(hi - lo - 1, 0))] if hi > lo else j
             h = np.where(inside,
