@@ -207,6 +207,11 @@ class CachedBackend:
     def stats(self) -> dict:
         return dict(self.cache.stats(), grid_percent=None if self.exact else self.grid_percent)
 
+    @property
+    def restarts(self) -> int:
+        """The inner backend's server restarts (0 for a backend without servers)."""
+        return int(getattr(self.inner, "restarts", 0))
+
     def close(self) -> None:
         self.inner.close()
         self.cache.close()
