@@ -137,3 +137,21 @@ def test_an_unreachable_ns3_endpoint_ends_the_run_in_one_line_with_the_defaults(
     assert p.returncode == 3 and len(lines) == 1, p.stderr[-3000:]
     assert lines[0].startswith(f"cosim: network backend error: ns-3 server "
                                f"tcp://127.0.0.1:{port} did not answer within 20 s"), lines[0]
+
+
+def test_docs_errors_table_is_what_cosim_prints_today():
+    """docs/errors.md's table is generated (scripts/errors_example.py); a quick subset of its
+    rows is run again and must be on the page as written."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("errors_example",
+                                                  ROOT / "scripts" / "errors_example.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    page = mod.DOC.read_text()
+    wanted = ("unknown key added with `+`", "topology file: not YAML",
+              "trace: timestamps out of order", "infeasible configuration (summary.json written)")
+    subset = [c for c in mod.CASES if c[0] in wanted]
+    assert len(subset) == len(wanted)
+    for row in mod.rows(subset):
+        assert row in page, f"docs/errors.md is stale (python scripts/errors_example.py): {row}"
