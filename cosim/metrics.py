@@ -14,6 +14,8 @@ Definitions (times in seconds inside, milliseconds in summary names ending in _m
   (output_tok_s x 3600 s) x 1e6: dollars per million output tokens (both null without a price)
 - prefix_hit_rate = prompt tokens served from the prefix cache / prompt tokens (first
   admission of each request; recomputation after preemption is not counted as a hit)
+- network_server_restarts: local ns-3 servers started again during the run after one died or
+  hung, before or after its readiness (cosim.network.ns3.client; each one also logged)
 - network_lookups / network_cache_*: the flow batches the run's iterations and transfers
   asked the network for, by what answered them (the run's memo, the result cache's LRU or
   sqlite, or the backend: a miss); network_cache_hit_rate = hits / lookups
@@ -126,7 +128,7 @@ def _network_fields(network: dict | None) -> dict:
     out = {"network_lookups": 0, "network_cache_hits": 0, "network_cache_hits_memo": 0,
            "network_cache_hits_lru": 0, "network_cache_hits_sqlite": 0,
            "network_cache_misses": 0, "network_cache_hit_rate": None,
-           "network_cache_corrupt": 0}
+           "network_cache_corrupt": 0, "network_server_restarts": 0}
     out.update(network or {})
     return out
 

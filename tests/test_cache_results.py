@@ -204,3 +204,35 @@ def test_a_corrupt_cache_row_is_dropped_recomputed_and_counted(tmp_path, edit):
     again.put("k", np.array([1.0, 2.0]), '{"events": 3}')  # recomputed entry is good again
     finish, stats = again.get("k")
     assert finish.tolist() == [1.0, 2.0] and again.stats()["corrupt"] == 1
+
+
+@pytest.mark.parametrize("damage", ["edited rows", "truncated blobs", "not a database"])
+def test_a_damaged_cache_changes_no_result_of_a_run_and_is_counted(tmp_path, damage):
+    import sqlite3
+
+    from cosim.api import simulate
+    from cosim.metrics import CACHE_HISTORY_KEYS
+
+    path = tmp_path / "net.sqlite"
+    over = ["workload.num_requests=8", "output.progress=false", f"network.cache.path={path}"]
+    first = simulate(over)
+    assert first.summary["network_cache_misses"] > 0  # it wrote rows
+    if damage == "not a database":
+        for suffix in ("-wal", "-shm"):
+            (tmp_path / f"net.sqlite{suffix}").unlink(missing_ok=True)
+        path.write_bytes(b"\x00garbage" * 512)
+    else:
+        edit = ("finish = randomblob(length(finish))" if damage == "edited rows"
+                else "finish = substr(finish, 1, length(finish) - 3)")
+        with sqlite3.connect(path) as conn:
+            conn.execute(f"UPDATE results_v2 SET {edit}")
+    again = simulate(over)
+    assert again.summary["network_cache_corrupt"] >= 1
+    if damage == "not a database":
+        assert len(list(tmp_path.glob("net.sqlite.corrupt-*"))) == 1
+    history = {"sim_wall_s", *CACHE_HISTORY_KEYS}
+    assert ({k: v for k, v in first.summary.items() if k not in history}
+            == {k: v for k, v in again.summary.items() if k not in history})
+    assert first.requests.equals(again.requests)
+    third = simulate(over)  # the recomputed rows are good again
+    assert third.summary["network_cache_corrupt"] == 0 and third.summary["network_cache_misses"] == 0

@@ -4,12 +4,13 @@ graph is cosim.network.topology.build_fabric."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import yaml
 from hydra.core.config_store import ConfigStore
-from omegaconf import OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from cosim.config.topology import TopologyConfig
 from cosim.errors import ConfigError
@@ -32,24 +33,40 @@ def load_topology(path: Path | str) -> TopologyConfig:
     """Read and validate one topology file; raise TopologyFileError naming file, key, reason."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text())
+        data = path.read_bytes()
+    except OSError as e:
+        raise TopologyFileError(path, "(file)", f"cannot read: {e.strerror or e}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise TopologyFileError(path, f"line {line}", f"not UTF-8 (byte 0x{data[e.start]:02x})"
+                                ) from None
+    try:
+        raw = yaml.safe_load(text)
     except yaml.YAMLError as e:
-        line = getattr(getattr(e, "problem_mark", None), "line", None)
-        where = f"line {line + 1}" if line is not None else "(yaml)"
-        raise TopologyFileError(path, where, f"not valid YAML: {e}") from None
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark is not None else "(yaml)"
+        what = " ".join(str(getattr(e, "problem", None) or e).split())
+        if mark is not None:
+            what += f" (column {mark.column + 1})"
+        raise TopologyFileError(path, where, f"not valid YAML: {what}") from None
     if not isinstance(raw, dict):
         raise TopologyFileError(path, "(top level)", "expected a mapping of keys to values")
     raw.setdefault("name", path.stem)
     if raw["name"] != path.stem:
         raise TopologyFileError(path, "name", f"{raw['name']!r} differs from the file name "
                                 f"{path.stem!r}; the Hydra option is the file name")
+    _check_sections(path, raw, TopologyConfig, "")
     try:
         merged = OmegaConf.merge(OmegaConf.structured(TopologyConfig), raw)
         cfg: TopologyConfig = OmegaConf.to_object(merged)  # type: ignore[assignment]
     except OmegaConfBaseException as e:
         key = getattr(e, "full_key", None) or "(unknown)"
-        reason = str(e).splitlines()[0]
-        if "Key '" in reason and "not in" in reason:
+        reason = " ".join(str(e).split("\n    full_key")[0].split())
+        if isinstance(e, MissingMandatoryValue):
+            reason = "required, and not given"
+        elif "Key '" in reason and "not in" in reason:
             reason = f"unknown key (allowed here: {_allowed_keys(key)})"
         elif "could not be converted" in reason or "Value '" in reason:
             reason += "; write a plain number, the unit is in the key name (gbps, gb_s, latency_ns)"
@@ -59,6 +76,21 @@ def load_topology(path: Path | str) -> TopologyConfig:
     except ConfigError as e:
         raise TopologyFileError(path, e.field.removeprefix("topology."), e.reason) from None
     return cfg
+
+
+def _check_sections(path: Path, raw: dict, schema: type, prefix: str) -> None:
+    """A key whose schema is a section (nvlink, nic, fabric) must hold a mapping: OmegaConf's
+    own merge error for `nvlink: 5` names no key."""
+    for f in dataclasses.fields(schema):
+        if f.name not in raw or not isinstance(f.default_factory, type) \
+                or not dataclasses.is_dataclass(f.default_factory):
+            continue
+        value, key = raw[f.name], f"{prefix}{f.name}"
+        if not isinstance(value, dict):
+            raise TopologyFileError(path, key, f"expected a mapping of keys "
+                                    f"({', '.join(x.name for x in dataclasses.fields(f.default_factory))}), "
+                                    f"got {type(value).__name__} {value!r}")
+        _check_sections(path, value, f.default_factory, key + ".")
 
 
 def _allowed_keys(full_key: str) -> str:
@@ -80,10 +112,46 @@ def topology_files() -> dict[str, Path]:
     return found
 
 
+# The description of the stand-in stored for a topology file that does not load: the run
+# that selects it stops with the file's error (check_selected_topology); others never see it.
+_UNREADABLE = "unreadable topology file: "
+
+
 def register_topologies(cs: ConfigStore) -> None:
-    """Store every topology file as option `<stem>` of Hydra group `topology` (validated)."""
+    """Store every topology file as option `<stem>` of Hydra group `topology` (validated).
+
+    A file that does not load is stored as a stand-in carrying its error, so that one broken
+    file on COSIM_TOPOLOGY_PATH stops only the runs that select it (with that error, one
+    line, exit code 2: check_selected_topology), not every command.
+    """
     for name, path in topology_files().items():
-        cs.store(group="topology", name=name, node=load_topology(path))
+        try:
+            node = load_topology(path)
+        except TopologyFileError as e:
+            node = TopologyConfig(name=name, description=_UNREADABLE + str(e))
+        cs.store(group="topology", name=name, node=node)
+
+
+def check_selected_topology(cfg: object) -> None:
+    """Raise the file's error when `cfg` (a composed config) selected an unreadable
+    topology file's stand-in (register_topologies)."""
+    if not isinstance(cfg, DictConfig) or "topology" not in cfg:
+        return
+    desc = OmegaConf.select(cfg, "topology.description", default=None,
+                            throw_on_missing=False, throw_on_resolution_failure=False)
+    if isinstance(desc, str) and desc.startswith(_UNREADABLE):
+        raise UnreadableTopologyFile(desc.removeprefix(_UNREADABLE))
+
+
+class UnreadableTopologyFile(ConfigError):
+    """The selected topology file did not load; the message is its TopologyFileError's."""
+
+    def __init__(self, message: str):
+        super().__init__("topology", message)
+        self.args = (message,)
+
+    def __str__(self) -> str:
+        return self.args[0]
 
 
 def get_topology(name: str, **overrides) -> TopologyConfig:

@@ -12,6 +12,7 @@ those of the rounded-up batch: conservative. `exact` keys on exact sizes instead
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import os
 import sqlite3
@@ -24,6 +25,7 @@ import numpy as np
 from cosim.network.flows import FlowBatch, FlowResult, check_finish
 
 SCHEMA_VERSION = 1
+log = logging.getLogger(__name__)
 
 
 def bucket_sizes(size: np.ndarray, grid_percent: float) -> np.ndarray:
@@ -71,12 +73,21 @@ def _checksum(key: str, blob: bytes, stats_json: str) -> str:
     return h.hexdigest()
 
 
+def _inode(path: Path) -> int | None:
+    try:
+        return path.stat().st_ino
+    except OSError:
+        return None
+
+
 class ResultCache:
     """sqlite (WAL) + LRU store of finish-time arrays keyed by strings.
 
     Every row carries the schema version and a checksum; a row that fails the check (an
     edited or truncated entry) is deleted, counted in `corrupt` and treated as a miss, so
-    the batch is recomputed: never returned, never fatal.
+    the batch is recomputed: never returned, never fatal. A file that is not a database
+    is moved aside (`<name>.corrupt-<time>-<pid>`), counted once and logged, and an empty
+    cache starts in its place.
     """
 
     def __init__(self, path: str | Path | None = None, memory_entries: int = 4096):
@@ -98,14 +109,45 @@ class ResultCache:
         # A connection must not cross fork(): reopen in a child process of a sweep.
         if self._conn is None or self._pid != os.getpid():
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute(f"CREATE TABLE IF NOT EXISTS results_v{CACHE_SCHEMA} (key TEXT PRIMARY "
-                         "KEY, finish BLOB NOT NULL, stats TEXT NOT NULL, created REAL NOT "
-                         "NULL, checksum TEXT NOT NULL)")
+            inode = _inode(self.path)
+            try:
+                conn = self._open()
+            except sqlite3.DatabaseError as e:
+                # Not a database (a truncated or overwritten file): set it aside, counted
+                # and logged, and start an empty cache: a bad file is never fatal. Another
+                # process of the sweep may have replaced it already: then just reopen.
+                self.corrupt += 1
+                if _inode(self.path) == inode:
+                    aside = self._set_aside()
+                    log.warning("network cache %s is unreadable (%s); moved to %s, starting "
+                                "an empty one", self.path, e, aside)
+                conn = self._open()
             self._conn, self._pid = conn, os.getpid()
         return self._conn
+
+    def _open(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute(f"CREATE TABLE IF NOT EXISTS results_v{CACHE_SCHEMA} (key TEXT "
+                         "PRIMARY KEY, finish BLOB NOT NULL, stats TEXT NOT NULL, created "
+                         "REAL NOT NULL, checksum TEXT NOT NULL)")
+        except sqlite3.DatabaseError:
+            conn.close()
+            raise
+        return conn
+
+    def _set_aside(self) -> Path:
+        """Rename the unreadable file (and its -wal/-shm companions) to <name>.corrupt-<t>."""
+        stamp = f"corrupt-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
+        aside = self.path.with_name(f"{self.path.name}.{stamp}")
+        for suffix in ("", "-wal", "-shm"):
+            try:
+                os.replace(f"{self.path}{suffix}", f"{aside}{suffix}")
+            except FileNotFoundError:  # absent companion, or another process moved it
+                pass
+        return aside
 
     def get(self, key: str) -> tuple[np.ndarray, str] | None:
         """(finish array, stats JSON) stored under key, or None."""
@@ -114,8 +156,14 @@ class ResultCache:
             self._lru.move_to_end(key)
             self.hits_memory += 1
             return np.frombuffer(item[0], dtype="<f8").copy(), item[1]
-        row = self._db().execute(f"SELECT finish, stats, checksum FROM results_v{CACHE_SCHEMA} "
-                                 "WHERE key = ?", (key,)).fetchone()
+        try:
+            row = self._db().execute(f"SELECT finish, stats, checksum FROM "
+                                     f"results_v{CACHE_SCHEMA} WHERE key = ?", (key,)).fetchone()
+        except sqlite3.DatabaseError as e:  # a damaged page: this lookup is a miss
+            self.corrupt += 1
+            self.misses += 1
+            log.warning("network cache %s: lookup failed (%s); recomputing", self.path, e)
+            return None
         if row is None:
             self.misses += 1
             return None
@@ -128,7 +176,11 @@ class ResultCache:
         if not ok:
             self.corrupt += 1
             self.misses += 1
-            self._db().execute(f"DELETE FROM results_v{CACHE_SCHEMA} WHERE key = ?", (key,))
+            try:
+                self._db().execute(f"DELETE FROM results_v{CACHE_SCHEMA} WHERE key = ?",
+                                   (key,))
+            except sqlite3.DatabaseError:  # the next lookup of the key checks it again
+                pass
             return None
         self.hits_disk += 1
         self._remember(key, blob, stats_json)
@@ -137,10 +189,13 @@ class ResultCache:
     def put(self, key: str, finish: np.ndarray, stats_json: str) -> None:
         blob = np.ascontiguousarray(finish, dtype="<f8").tobytes()
         # OR IGNORE: a concurrent run that computed the same batch keeps its (equal) entry.
-        self._db().execute(f"INSERT OR IGNORE INTO results_v{CACHE_SCHEMA} VALUES "
-                           "(?, ?, ?, ?, ?)",
-                           (key, blob, stats_json, time.time(),
-                            _checksum(key, blob, stats_json)))
+        try:
+            self._db().execute(f"INSERT OR IGNORE INTO results_v{CACHE_SCHEMA} VALUES "
+                               "(?, ?, ?, ?, ?)",
+                               (key, blob, stats_json, time.time(),
+                                _checksum(key, blob, stats_json)))
+        except sqlite3.DatabaseError as e:  # a damaged file: keep the result in memory only
+            log.warning("network cache %s: store failed (%s)", self.path, e)
         self._remember(key, blob, stats_json)
 
     def _remember(self, key: str, blob: bytes, stats_json: str) -> None:
@@ -206,6 +261,11 @@ class CachedBackend:
 
     def stats(self) -> dict:
         return dict(self.cache.stats(), grid_percent=None if self.exact else self.grid_percent)
+
+    @property
+    def restarts(self) -> int:
+        """The inner backend's server restarts (0 for a backend without servers)."""
+        return int(getattr(self.inner, "restarts", 0))
 
     def close(self) -> None:
         self.inner.close()

@@ -197,8 +197,10 @@ def run_simulation(cfg: Any, *, step_cost_factory: StepCostFactory | None = None
                     comm_stats[k] += v
                 else:
                     comm_stats[k] = v
+        network = shared["lookups"].summary()
+        network["network_server_restarts"] = int(getattr(shared.get("backend"), "restarts", 0))
         summary = summarize(ctx, dep, requests, iterations, wall, engine.events_handled,
-                            comm_stats, shared["lookups"].summary())
+                            comm_stats, network)
         artifacts = dep.artifacts()
     finally:
         try:

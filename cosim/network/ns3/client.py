@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import atexit
 import importlib.util
+import logging
 import os
 import selectors
 import signal
@@ -29,6 +30,7 @@ from cosim.network.flows import FlowBatch, FlowResult, InvalidResult, check_fini
 from cosim.network.ns3 import wire
 
 _POLL_S = 0.1  # how often a waiting client checks that its local server is alive
+log = logging.getLogger(__name__)
 
 
 class Ns3Error(RuntimeError):
@@ -146,15 +148,16 @@ class _Endpoint:
     """One server: its socket, the topologies it holds, and the local process if ours."""
 
     def __init__(self, ctx: zmq.Context, address: str | None, start_timeout_s: float,
-                 max_flows: int):
+                 max_flows: int, max_starts: int = 3):
         self.ctx = ctx
         self.max_flows = max_flows
         self.local: _LocalServer | None = None
         self.start_timeout_s = start_timeout_s
+        self.max_starts = max(1, int(max_starts))  # tries to bring up one local server
         self.fixed_address = address
         self.sock: zmq.Socket | None = None
         self.loaded: set[str] = set()
-        self.restarts = 0
+        self.restarts = 0  # local servers started again after one died or hung
         self.answered = False  # a configured endpoint has replied at least once
 
     @property
@@ -163,16 +166,33 @@ class _Endpoint:
 
     def connect(self) -> None:
         if self.fixed_address is None and (self.local is None or not self.local.alive()):
-            if self.local is not None:
-                self.local.kill()
-            self.local = _LocalServer(self.start_timeout_s, self.max_flows)
-            self.loaded.clear()
+            if self.local is not None:  # it died between requests: its socket goes too
+                self.reset(restart=True, reason=f"exited with code "
+                                                f"{self.local.proc.poll()} while idle")
+            self._start_local()
         if self.sock is None:
             self.sock = self.ctx.socket(zmq.DEALER)
             self.sock.setsockopt(zmq.LINGER, 0)
             self.sock.connect(self.address)
 
-    def reset(self, restart: bool) -> None:
+    def _start_local(self) -> None:
+        """Start the local server; one that dies or hangs before its readiness line is
+        started again, up to max_starts times in all (each one logged and counted)."""
+        for attempt in range(1, self.max_starts + 1):
+            try:
+                self.local = _LocalServer(self.start_timeout_s, self.max_flows)
+            except Ns3Error as e:
+                if _NO_WHEEL in str(e) or attempt == self.max_starts:
+                    raise Ns3Error(f"{e} (started {attempt} time(s); network.ns3.retries "
+                                   "bounds the starts)") from None
+                self.restarts += 1
+                log.warning("ns-3: local server failed to start (%s); starting it again "
+                            "(%d of %d)", e, attempt + 1, self.max_starts)
+                continue
+            self.loaded.clear()
+            return
+
+    def reset(self, restart: bool, reason: str = "") -> None:
         """Drop the socket (stale replies die with it); restart a local server if asked."""
         if self.sock is not None:
             self.sock.close(linger=0)
@@ -181,6 +201,8 @@ class _Endpoint:
             self.local.kill()
             self.local = None
             self.restarts += 1
+            log.warning("ns-3: local server %s; restarting it (restart %d of this run)",
+                        reason or "failed", self.restarts)
         self.loaded.clear()
 
     def dead(self) -> bool:
@@ -226,7 +248,8 @@ class Ns3Backend:
         self._ctx = zmq.Context()
         addresses = list(self.cfg.endpoints) or [None]
         self._endpoints = [_Endpoint(self._ctx, a, self.cfg.start_timeout_s,
-                                     self.cfg.max_batch_flows) for a in addresses]
+                                     self.cfg.max_batch_flows, int(self.cfg.retries) + 1)
+                           for a in addresses]
         self._next_id = 0
         self._closed = False
         self._after_send = None  # test hook: called with the _Endpoint after each send
@@ -279,11 +302,14 @@ class Ns3Backend:
                 elif ep.dead():
                     del inflight[e]
                     failed = "dead"
-                    ep.reset(restart=True)
+                    ep.reset(restart=True, reason=f"exited with code "
+                                                  f"{ep.local.proc.poll()} during a batch")
                 elif time.monotonic() > deadline:
                     del inflight[e]
                     failed = "timeout"
-                    ep.reset(restart=ep.local is not None)
+                    ep.reset(restart=ep.local is not None,
+                             reason=f"gave no reply within {self.cfg.timeout_s:g} s "
+                                    "(network.ns3.timeout_s)")
                 if failed:
                     attempts[i] += 1
                     if attempts[i] > self.cfg.retries:
@@ -300,6 +326,11 @@ class Ns3Backend:
             ep.connect()
             out.append(self._request(ep, "ping").header["result"])
         return out
+
+    @property
+    def restarts(self) -> int:
+        """Local servers started again during this backend's life (each one also logged)."""
+        return sum(ep.restarts for ep in self._endpoints)
 
     def server_pids(self) -> list[int]:
         """Process ids of the local servers this backend started (alive or not)."""
@@ -420,7 +451,9 @@ class Ns3Backend:
                     return msg
                 if ep.dead():
                     break
-            ep.reset(restart=ep.local is not None)
+            ep.reset(restart=ep.local is not None,
+                     reason=f"did not answer {kind}" + (f" (exit code {ep.local.proc.poll()})"
+                                                        if ep.dead() else ""))
         if first_contact:
             raise Ns3Error(f"ns-3 server {ep.address} did not answer within "
                            f"{self.cfg.connect_timeout_s:g} s: check that cosim-ns3-server "
