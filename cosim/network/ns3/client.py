@@ -70,11 +70,14 @@ class _Settings:
 class _LocalServer:
     """A cosim-ns3-server child process on 127.0.0.1 (or an ipc path)."""
 
-    def __init__(self, start_timeout_s: float, max_flows: int, bind: str = "tcp://127.0.0.1:*"):
+    def __init__(self, start_timeout_s: float, max_flows: int, bind: str = "tcp://127.0.0.1:*",
+                 max_wall_s: float | None = None):
         if importlib.util.find_spec("ns3") is None:
             raise Ns3Error(_NO_WHEEL)
         cmd = [sys.executable, "-m", "cosim.network.ns3.server.main", "--endpoint", bind,
                "--parent-pid", str(os.getpid()), "--max-flows", str(int(max_flows))]
+        if max_wall_s is not None:
+            cmd += ["--max-wall-s", repr(float(max_wall_s))]
         # The child must import this very cosim, wherever it comes from (checkout or install).
         env = dict(os.environ)
         root = str(Path(__file__).resolve().parents[3])
@@ -146,9 +149,12 @@ class _Endpoint:
     """One server: its socket, the topologies it holds, and the local process if ours."""
 
     def __init__(self, ctx: zmq.Context, address: str | None, start_timeout_s: float,
-                 max_flows: int):
+                 max_flows: int, timeout_s: float = 600.0):
         self.ctx = ctx
         self.max_flows = max_flows
+        # A local server abandons a batch (error reply) before this client would time out
+        # and resend the same deterministic batch: 90 % of the request timeout.
+        self.max_wall_s = 0.9 * timeout_s
         self.local: _LocalServer | None = None
         self.start_timeout_s = start_timeout_s
         self.fixed_address = address
@@ -165,7 +171,8 @@ class _Endpoint:
         if self.fixed_address is None and (self.local is None or not self.local.alive()):
             if self.local is not None:
                 self.local.kill()
-            self.local = _LocalServer(self.start_timeout_s, self.max_flows)
+            self.local = _LocalServer(self.start_timeout_s, self.max_flows,
+                                      max_wall_s=self.max_wall_s)
             self.loaded.clear()
         if self.sock is None:
             self.sock = self.ctx.socket(zmq.DEALER)
@@ -226,7 +233,8 @@ class Ns3Backend:
         self._ctx = zmq.Context()
         addresses = list(self.cfg.endpoints) or [None]
         self._endpoints = [_Endpoint(self._ctx, a, self.cfg.start_timeout_s,
-                                     self.cfg.max_batch_flows) for a in addresses]
+                                     self.cfg.max_batch_flows, self.cfg.timeout_s)
+                           for a in addresses]
         self._next_id = 0
         self._closed = False
         self._after_send = None  # test hook: called with the _Endpoint after each send
