@@ -26,7 +26,7 @@ import numpy as np
 import zmq
 
 from cosim.network.flows import FlowBatch, FlowResult, InvalidResult, check_finish
-from cosim.network.ns3 import wire
+from cosim.network.ns3 import keys, wire
 
 _POLL_S = 0.1  # how often a waiting client checks that its local server is alive
 
@@ -39,8 +39,9 @@ _NO_WHEEL = (
     "network=ns3 needs the ns-3 wheel to start a local server, and it is not installed in "
     "this environment. On Linux x86-64: `pip install 'cosim[ns3]'`. The wheel exists for "
     "Linux x86-64 only: elsewhere (macOS, aarch64) run `cosim-ns3-server --endpoint "
-    "tcp://0.0.0.0:5555` on a Linux x86-64 host and set network.ns3.endpoints=[tcp://HOST:5555], "
-    "or use network=analytical."
+    "tcp://0.0.0.0:5555 --keys DIR` on a Linux x86-64 host and set "
+    "network.ns3.endpoints=[tcp://HOST:5555] and network.ns3.curve (docs/ns3.md, "
+    "Authentication), or use network=analytical."
 )
 
 
@@ -54,6 +55,7 @@ class _Settings:
     max_batch_flows: int = 1_000_000
     start_timeout_s: float = 60.0
     connect_timeout_s: float = 20.0
+    curve: object = None  # network.ns3.curve: {server_public_key, client_secret_key} (files)
 
     @classmethod
     def of(cls, cfg) -> _Settings:
@@ -65,6 +67,43 @@ class _Settings:
             if v is not None:
                 setattr(s, name, list(v) if name == "endpoints" else v)
         return s
+
+
+@dataclass(frozen=True)
+class CurveKeys:
+    """A client's CurveZMQ keys (Z85): the server's public key and the client's pair."""
+
+    server_public: bytes
+    public: bytes
+    secret: bytes
+    public_file: str  # what the server must hold in its authorized/ folder
+
+
+def _field(cfg, name: str):
+    return cfg.get(name) if isinstance(cfg, dict) else getattr(cfg, name, None)
+
+
+def curve_keys(curve, prefix: str = "network.ns3.curve") -> CurveKeys | None:
+    """Keys from network.ns3.curve (None when unset); Ns3Error naming the field otherwise."""
+    if curve is None:
+        return None
+    spk, csk = _field(curve, "server_public_key"), _field(curve, "client_secret_key")
+    if spk is None and csk is None:
+        return None
+    for name, v, other in (("server_public_key", spk, "client_secret_key"),
+                           ("client_secret_key", csk, "server_public_key")):
+        if v is None:
+            raise Ns3Error(f"{prefix}.{name}: must be set together with {prefix}.{other}")
+    try:
+        server_public = keys.load_public_key(Path(str(spk)).expanduser())
+    except keys.KeysError as e:
+        raise Ns3Error(f"{prefix}.server_public_key: {e}") from None
+    try:
+        public, secret = keys.load_key_pair(Path(str(csk)).expanduser())
+    except keys.KeysError as e:
+        raise Ns3Error(f"{prefix}.client_secret_key: {e}") from None
+    public_file = str(Path(str(csk)).expanduser()).removesuffix("_secret")
+    return CurveKeys(server_public, public, secret, public_file)
 
 
 class _LocalServer:
@@ -149,8 +188,9 @@ class _Endpoint:
     """One server: its socket, the topologies it holds, and the local process if ours."""
 
     def __init__(self, ctx: zmq.Context, address: str | None, start_timeout_s: float,
-                 max_flows: int, timeout_s: float = 600.0):
+                 max_flows: int, timeout_s: float = 600.0, curve: CurveKeys | None = None):
         self.ctx = ctx
+        self.curve = curve if address is not None else None  # keys are for remote servers
         self.max_flows = max_flows
         # A local server abandons a batch (error reply) before this client would time out
         # and resend the same deterministic batch: 90 % of the request timeout.
@@ -177,6 +217,12 @@ class _Endpoint:
         if self.sock is None:
             self.sock = self.ctx.socket(zmq.DEALER)
             self.sock.setsockopt(zmq.LINGER, 0)
+            if self.curve is not None:
+                self.sock.curve_serverkey = self.curve.server_public
+                self.sock.curve_publickey = self.curve.public
+                self.sock.curve_secretkey = self.curve.secret
+            if self.address.startswith("tcp://["):
+                self.sock.setsockopt(zmq.IPV6, 1)
             self.sock.connect(self.address)
 
     def reset(self, restart: bool) -> None:
@@ -230,10 +276,14 @@ class Ns3Backend:
                              f"{list(wire.TRANSPORTS)}")
         self._topology = topology_arrays(graph)
         self.digest = wire.topology_digest(graph.num_nodes, graph.num_gpus, *self._topology)
+        self._curve = curve_keys(self.cfg.curve)
+        if self._curve is not None and not self.cfg.endpoints:
+            raise Ns3Error("network.ns3.curve: keys are for servers in network.ns3.endpoints, "
+                           "and none is set (the local server needs none)")
         self._ctx = zmq.Context()
         addresses = list(self.cfg.endpoints) or [None]
         self._endpoints = [_Endpoint(self._ctx, a, self.cfg.start_timeout_s,
-                                     self.cfg.max_batch_flows, self.cfg.timeout_s)
+                                     self.cfg.max_batch_flows, self.cfg.timeout_s, self._curve)
                            for a in addresses]
         self._next_id = 0
         self._closed = False
@@ -430,10 +480,14 @@ class Ns3Backend:
                     break
             ep.reset(restart=ep.local is not None)
         if first_contact:
+            keys_hint = "" if ep.curve is None else (
+                f"; with CurveZMQ also that it runs with --keys, holds {ep.curve.public_file} "
+                "in its authorized/ folder and that network.ns3.curve.server_public_key is "
+                "its server.key")
             raise Ns3Error(f"ns-3 server {ep.address} did not answer within "
                            f"{self.cfg.connect_timeout_s:g} s: check that cosim-ns3-server "
                            "runs there and the address and port are reachable "
-                           "(network.ns3.endpoints, network.ns3.connect_timeout_s)")
+                           f"(network.ns3.endpoints, network.ns3.connect_timeout_s){keys_hint}")
         raise Ns3Error(f"ns-3 server {ep.address or '(local)'}: no reply to {kind} after "
                        f"{self.cfg.retries + 1} tries")
 
