@@ -139,3 +139,16 @@ def test_a_tcp_batch_over_its_budget_is_abandoned_and_tcp_still_works(server):
         assert again.arrays["finish_s"].tobytes() == first.arrays["finish_s"].tobytes()
     finally:
         sock.close()
+
+
+def test_the_limits_quoted_in_docs_are_the_codes():
+    from cosim.network.ns3.client import LOCAL_WALL_FRACTION
+    from cosim.network.ns3.server import main
+
+    page = " ".join((Path(__file__).parents[1] / "docs/ns3.md").read_text().split())
+    assert main.DEFAULT_MAX_EVENTS == 10**9 and "(default 10^9 ns-3 events)" in page
+    assert f"`--max-wall-s` (default {main.DEFAULT_MAX_WALL_S:g} s," in page
+    assert f"`--max-topologies` topologies (default {main.DEFAULT_MAX_TOPOLOGIES})" in page
+    assert f"`BYTES_PER_LINK` = {main.BYTES_PER_LINK}" in page
+    assert f"`--max-wall-s` = {LOCAL_WALL_FRACTION:g} x `network.ns3.timeout_s`" in page
+    assert main.default_max_links(3, 7 * 10**9) == 7 * 10**9 // (main.BYTES_PER_LINK * 7)

@@ -29,6 +29,9 @@ from cosim.network.flows import FlowBatch, FlowResult, InvalidResult, check_fini
 from cosim.network.ns3 import keys, wire
 
 _POLL_S = 0.1  # how often a waiting client checks that its local server is alive
+# A local server abandons a batch (error reply) before this client would time out and
+# resend the same deterministic batch: its --max-wall-s is this fraction of timeout_s.
+LOCAL_WALL_FRACTION = 0.9
 
 
 class Ns3Error(RuntimeError):
@@ -192,9 +195,7 @@ class _Endpoint:
         self.ctx = ctx
         self.curve = curve if address is not None else None  # keys are for remote servers
         self.max_flows = max_flows
-        # A local server abandons a batch (error reply) before this client would time out
-        # and resend the same deterministic batch: 90 % of the request timeout.
-        self.max_wall_s = 0.9 * timeout_s
+        self.max_wall_s = LOCAL_WALL_FRACTION * timeout_s
         self.local: _LocalServer | None = None
         self.start_timeout_s = start_timeout_s
         self.fixed_address = address

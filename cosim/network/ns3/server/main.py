@@ -70,9 +70,10 @@ def _alive(pid: int) -> bool:
     return True
 
 
-# Measured: one legal 200k-link topology grew the server by ~911 MB, i.e. ~4.6 kB per link
-# (ns-3 nodes, devices, queues); rounded up.
+# Measured (issue 11's probe of the server): one legal 200k-link topology grew the server by
+# ~911 MB, i.e. ~4.6 kB per link (ns-3 nodes, devices, queues); rounded up.
 BYTES_PER_LINK = 5000
+DEFAULT_MAX_TOPOLOGIES = 8
 # Per-request budget defaults. Wall: below the client's default timeout_s (600 s), so that a
 # client gets the error reply rather than timing out and resending the same batch. Events:
 # 10^9 is 2,000-8,000 s at the 120k-500k events/s measured (NS3_NOTES), so the wall budget
@@ -135,7 +136,7 @@ class Server:
     """
 
     def __init__(self, max_flows: int = wire.MAX_FLOWS, max_packets: int = 10**9,
-                 max_topologies: int = 8, max_links: int | None = None,
+                 max_topologies: int = DEFAULT_MAX_TOPOLOGIES, max_links: int | None = None,
                  max_events: int = DEFAULT_MAX_EVENTS, max_wall_s: float = DEFAULT_MAX_WALL_S,
                  allow_shutdown: bool = True, auth: str = "none"):
         self.max_flows = max_flows
@@ -307,7 +308,8 @@ class Server:
 
 def serve(endpoint: str, parent_pid: int | None = None, max_flows: int = wire.MAX_FLOWS,
           max_packets: int = 10**9, preload: bool = True, keys_dir: str | None = None,
-          insecure: bool = False, max_topologies: int = 8, max_links: int | None = None,
+          insecure: bool = False, max_topologies: int = DEFAULT_MAX_TOPOLOGIES,
+          max_links: int | None = None,
           max_events: int = DEFAULT_MAX_EVENTS,
           max_wall_s: float = DEFAULT_MAX_WALL_S) -> int:
     """Bind `endpoint`, print the readiness line, serve until shutdown or parent death."""
@@ -438,7 +440,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-wall-s", type=float, default=DEFAULT_MAX_WALL_S,
                     help="abandon a batch after this many seconds of wall clock "
                          "(default: %(default)s)")
-    ap.add_argument("--max-topologies", type=int, default=8,
+    ap.add_argument("--max-topologies", type=int, default=DEFAULT_MAX_TOPOLOGIES,
                     help="topologies held at once, least recently used evicted "
                          "(default: %(default)s)")
     ap.add_argument("--max-links", type=int, default=None,
