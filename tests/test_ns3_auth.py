@@ -128,6 +128,25 @@ def test_unauthorised_clients_get_nothing_and_authorised_ones_are_served(keydir)
         srv.close()
 
 
+def test_a_refused_client_is_told_which_key_to_fix(keydir, tmp_path):
+    srv = ServerProc("--endpoint", "tcp://127.0.0.1:*", "--keys", str(keydir / "server"),
+                     "--no-warm-up")
+    keys.make_client_key(tmp_path, "impostor")
+    mallory = {"server_public_key": str(keydir / "server" / "server.key"),
+               "client_secret_key": str(keydir / "client" / "mallory.key_secret")}
+    wrong_server = {"server_public_key": str(tmp_path / "impostor.key"),
+                    "client_secret_key": str(keydir / "client" / "alice.key_secret")}
+    try:
+        for curve, needle in ((mallory, "refused this client's CurveZMQ key: copy .*mallory.key "),
+                              (wrong_server, "CurveZMQ handshake failed: .*server_public_key")):
+            with Ns3Backend(tree(), {"endpoints": [srv.endpoint], "curve": curve}) as b:
+                with pytest.raises(Ns3Error, match=needle):
+                    b.ping()
+        assert srv.proc.poll() is None  # refused clients do not disturb the server
+    finally:
+        srv.close()
+
+
 def test_curve_settings_name_the_field(tmp_path, keydir):
     with pytest.raises(ConfigError, match=r"^network.ns3.curve.client_secret_key: must be set"):
         Ns3Config(endpoints=["tcp://h:1"],

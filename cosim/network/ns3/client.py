@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 from cosim.network.flows import FlowBatch, FlowResult, InvalidResult, check_finish
 from cosim.network.ns3 import keys, wire
@@ -194,6 +195,7 @@ class _Endpoint:
                  max_flows: int, timeout_s: float = 600.0, curve: CurveKeys | None = None):
         self.ctx = ctx
         self.curve = curve if address is not None else None  # keys are for remote servers
+        self.monitor: zmq.Socket | None = None  # handshake events, with CurveZMQ
         self.max_flows = max_flows
         self.max_wall_s = LOCAL_WALL_FRACTION * timeout_s
         self.local: _LocalServer | None = None
@@ -224,13 +226,33 @@ class _Endpoint:
                 self.sock.curve_secretkey = self.curve.secret
             if self.address.startswith("tcp://["):
                 self.sock.setsockopt(zmq.IPV6, 1)
+            if self.curve is not None:
+                self.monitor = self.sock.get_monitor_socket(
+                    zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+                    | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL)
             self.sock.connect(self.address)
+
+    def handshake_failure(self) -> str | None:
+        """'auth' (ZAP refused our key), 'handshake' (other CurveZMQ failure) or None."""
+        if self.monitor is None:
+            return None
+        if not self.monitor.poll(0):
+            return None
+        event = recv_monitor_message(self.monitor)["event"]
+        return "auth" if event == zmq.EVENT_HANDSHAKE_FAILED_AUTH else "handshake"
+
+    def _close_socket(self) -> None:
+        if self.monitor is not None:
+            self.sock.disable_monitor()
+            self.monitor.close(linger=0)
+            self.monitor = None
+        self.sock.close(linger=0)
+        self.sock = None
 
     def reset(self, restart: bool) -> None:
         """Drop the socket (stale replies die with it); restart a local server if asked."""
         if self.sock is not None:
-            self.sock.close(linger=0)
-            self.sock = None
+            self._close_socket()
         if restart and self.local is not None:
             self.local.kill()
             self.local = None
@@ -249,8 +271,7 @@ class _Endpoint:
             except zmq.ZMQError:
                 pass
         if self.sock is not None:
-            self.sock.close(linger=0)
-            self.sock = None
+            self._close_socket()
         if self.local is not None:
             self.local.stop()
             self.local = None
@@ -479,6 +500,8 @@ class Ns3Backend:
                     return msg
                 if ep.dead():
                     break
+                if first_contact:
+                    self._check_handshake(ep)
             ep.reset(restart=ep.local is not None)
         if first_contact:
             keys_hint = "" if ep.curve is None else (
@@ -491,6 +514,18 @@ class Ns3Backend:
                            f"(network.ns3.endpoints, network.ns3.connect_timeout_s){keys_hint}")
         raise Ns3Error(f"ns-3 server {ep.address or '(local)'}: no reply to {kind} after "
                        f"{self.cfg.retries + 1} tries")
+
+    def _check_handshake(self, ep: _Endpoint) -> None:
+        """Fail at once, saying which key to fix, when the CurveZMQ handshake is refused."""
+        failure = ep.handshake_failure()
+        if failure == "auth":
+            raise Ns3Error(f"ns-3 server {ep.address} refused this client's CurveZMQ key: copy "
+                           f"{ep.curve.public_file} into the server's --keys DIR/authorized/ "
+                           "and restart it (network.ns3.curve.client_secret_key)")
+        if failure == "handshake":
+            raise Ns3Error(f"ns-3 server {ep.address}: CurveZMQ handshake failed: "
+                           "network.ns3.curve.server_public_key must be that server's "
+                           "DIR/server.key, and the server must run with --keys")
 
     def _send_simulate(self, ep: _Endpoint, prepared) -> int:
         self._ensure_topology(ep)
