@@ -8,6 +8,7 @@ overridden on the command line (`network.cache.grid_percent=5`, `network.ns3.tra
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from omegaconf import MISSING
 
@@ -57,6 +58,36 @@ class AnalyticalConfig:
 
 
 @dataclass
+class CurveConfig:
+    """CurveZMQ keys for network.ns3.endpoints (docs/ns3.md, "Authentication").
+
+    Both unset: no encryption or authentication (what a local or loopback server needs).
+    """
+
+    # The server's public key file: <the server's --keys DIR>/server.key
+    server_public_key: str | None = None
+    # This client's key pair, NAME.key_secret from `cosim-ns3-server keygen DIR --name NAME`
+    # (its public half NAME.key goes into the server's DIR/authorized/)
+    client_secret_key: str | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return self.server_public_key is not None or self.client_secret_key is not None
+
+    def validate(self, prefix: str = "network.ns3.curve") -> None:
+        if not self.enabled:
+            return
+        for name, other in (("server_public_key", "client_secret_key"),
+                            ("client_secret_key", "server_public_key")):
+            require(getattr(self, name) is not None, f"{prefix}.{name}",
+                    f"must be set together with {prefix}.{other}")
+        for name in ("server_public_key", "client_secret_key"):
+            v = getattr(self, name)
+            require(Path(str(v)).expanduser().is_file(), f"{prefix}.{name}",
+                    f"file {v} does not exist or is not a file")
+
+
+@dataclass
 class Ns3Config:
     """Packet-level ns-3 backend (cosim.network.ns3, server in its own process over ZeroMQ)."""
 
@@ -72,6 +103,7 @@ class Ns3Config:
     # there fails fast with one line instead of waiting timeout_s per try.
     connect_timeout_s: float = 20.0
     start_timeout_s: float = 60.0  # wait for a local server's readiness (ns-3 import ~2-10 s)
+    curve: CurveConfig = field(default_factory=CurveConfig)  # keys for remote endpoints
 
     def validate(self, prefix: str = "network.ns3") -> None:
         require(self.transport in TRANSPORTS, f"{prefix}.transport",
@@ -88,6 +120,10 @@ class Ns3Config:
         for i, ep in enumerate(self.endpoints):
             require(isinstance(ep, str) and ep.startswith(("tcp://", "ipc://")),
                     f"{prefix}.endpoints[{i}]", f"expected tcp://host:port or ipc://path, got {ep!r}")
+        self.curve.validate(f"{prefix}.curve")
+        require(not self.curve.enabled or bool(self.endpoints), f"{prefix}.curve",
+                f"keys are for servers in {prefix}.endpoints, and none is set (the local "
+                "server the client starts itself needs none)")
 
 
 @dataclass

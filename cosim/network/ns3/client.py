@@ -25,12 +25,16 @@ from pathlib import Path
 
 import numpy as np
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 from cosim.network.flows import FlowBatch, FlowResult, InvalidResult, check_finish
-from cosim.network.ns3 import wire
+from cosim.network.ns3 import keys, wire
 
 _POLL_S = 0.1  # how often a waiting client checks that its local server is alive
 log = logging.getLogger(__name__)
+# A local server abandons a batch (error reply) before this client would time out and
+# resend the same deterministic batch: its --max-wall-s is this fraction of timeout_s.
+LOCAL_WALL_FRACTION = 0.9
 
 
 class Ns3Error(RuntimeError):
@@ -41,8 +45,9 @@ _NO_WHEEL = (
     "network=ns3 needs the ns-3 wheel to start a local server, and it is not installed in "
     "this environment. On Linux x86-64: `pip install 'cosim[ns3]'`. The wheel exists for "
     "Linux x86-64 only: elsewhere (macOS, aarch64) run `cosim-ns3-server --endpoint "
-    "tcp://0.0.0.0:5555` on a Linux x86-64 host and set network.ns3.endpoints=[tcp://HOST:5555], "
-    "or use network=analytical."
+    "tcp://0.0.0.0:5555 --keys DIR` on a Linux x86-64 host and set "
+    "network.ns3.endpoints=[tcp://HOST:5555] and network.ns3.curve (docs/ns3.md, "
+    "Authentication), or use network=analytical."
 )
 
 
@@ -56,6 +61,7 @@ class _Settings:
     max_batch_flows: int = 1_000_000
     start_timeout_s: float = 60.0
     connect_timeout_s: float = 20.0
+    curve: object = None  # network.ns3.curve: {server_public_key, client_secret_key} (files)
 
     @classmethod
     def of(cls, cfg) -> _Settings:
@@ -69,14 +75,54 @@ class _Settings:
         return s
 
 
+@dataclass(frozen=True)
+class CurveKeys:
+    """A client's CurveZMQ keys (Z85): the server's public key and the client's pair."""
+
+    server_public: bytes
+    public: bytes
+    secret: bytes
+    public_file: str  # what the server must hold in its authorized/ folder
+
+
+def _field(cfg, name: str):
+    return cfg.get(name) if isinstance(cfg, dict) else getattr(cfg, name, None)
+
+
+def curve_keys(curve, prefix: str = "network.ns3.curve") -> CurveKeys | None:
+    """Keys from network.ns3.curve (None when unset); Ns3Error naming the field otherwise."""
+    if curve is None:
+        return None
+    spk, csk = _field(curve, "server_public_key"), _field(curve, "client_secret_key")
+    if spk is None and csk is None:
+        return None
+    for name, v, other in (("server_public_key", spk, "client_secret_key"),
+                           ("client_secret_key", csk, "server_public_key")):
+        if v is None:
+            raise Ns3Error(f"{prefix}.{name}: must be set together with {prefix}.{other}")
+    try:
+        server_public = keys.load_public_key(Path(str(spk)).expanduser())
+    except keys.KeysError as e:
+        raise Ns3Error(f"{prefix}.server_public_key: {e}") from None
+    try:
+        public, secret = keys.load_key_pair(Path(str(csk)).expanduser())
+    except keys.KeysError as e:
+        raise Ns3Error(f"{prefix}.client_secret_key: {e}") from None
+    public_file = str(Path(str(csk)).expanduser()).removesuffix("_secret")
+    return CurveKeys(server_public, public, secret, public_file)
+
+
 class _LocalServer:
     """A cosim-ns3-server child process on 127.0.0.1 (or an ipc path)."""
 
-    def __init__(self, start_timeout_s: float, max_flows: int, bind: str = "tcp://127.0.0.1:*"):
+    def __init__(self, start_timeout_s: float, max_flows: int, bind: str = "tcp://127.0.0.1:*",
+                 max_wall_s: float | None = None):
         if importlib.util.find_spec("ns3") is None:
             raise Ns3Error(_NO_WHEEL)
         cmd = [sys.executable, "-m", "cosim.network.ns3.server.main", "--endpoint", bind,
                "--parent-pid", str(os.getpid()), "--max-flows", str(int(max_flows))]
+        if max_wall_s is not None:
+            cmd += ["--max-wall-s", repr(float(max_wall_s))]
         # The child must import this very cosim, wherever it comes from (checkout or install).
         env = dict(os.environ)
         root = str(Path(__file__).resolve().parents[3])
@@ -148,9 +194,13 @@ class _Endpoint:
     """One server: its socket, the topologies it holds, and the local process if ours."""
 
     def __init__(self, ctx: zmq.Context, address: str | None, start_timeout_s: float,
-                 max_flows: int, max_starts: int = 3):
+                 max_flows: int, max_starts: int = 3, timeout_s: float = 600.0,
+                 curve: CurveKeys | None = None):
         self.ctx = ctx
+        self.curve = curve if address is not None else None  # keys are for remote servers
+        self.monitor: zmq.Socket | None = None  # handshake events, with CurveZMQ
         self.max_flows = max_flows
+        self.max_wall_s = LOCAL_WALL_FRACTION * timeout_s
         self.local: _LocalServer | None = None
         self.start_timeout_s = start_timeout_s
         self.max_starts = max(1, int(max_starts))  # tries to bring up one local server
@@ -173,6 +223,16 @@ class _Endpoint:
         if self.sock is None:
             self.sock = self.ctx.socket(zmq.DEALER)
             self.sock.setsockopt(zmq.LINGER, 0)
+            if self.curve is not None:
+                self.sock.curve_serverkey = self.curve.server_public
+                self.sock.curve_publickey = self.curve.public
+                self.sock.curve_secretkey = self.curve.secret
+            if self.address.startswith("tcp://["):
+                self.sock.setsockopt(zmq.IPV6, 1)
+            if self.curve is not None:
+                self.monitor = self.sock.get_monitor_socket(
+                    zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+                    | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL)
             self.sock.connect(self.address)
 
     def _start_local(self) -> None:
@@ -180,7 +240,8 @@ class _Endpoint:
         started again, up to max_starts times in all (each one logged and counted)."""
         for attempt in range(1, self.max_starts + 1):
             try:
-                self.local = _LocalServer(self.start_timeout_s, self.max_flows)
+                self.local = _LocalServer(self.start_timeout_s, self.max_flows,
+                                          max_wall_s=self.max_wall_s)
             except Ns3Error as e:
                 if _NO_WHEEL in str(e) or attempt == self.max_starts:
                     raise Ns3Error(f"{e} (started {attempt} time(s); network.ns3.retries "
@@ -192,11 +253,27 @@ class _Endpoint:
             self.loaded.clear()
             return
 
+    def handshake_failure(self) -> str | None:
+        """'auth' (ZAP refused our key), 'handshake' (other CurveZMQ failure) or None."""
+        if self.monitor is None:
+            return None
+        if not self.monitor.poll(0):
+            return None
+        event = recv_monitor_message(self.monitor)["event"]
+        return "auth" if event == zmq.EVENT_HANDSHAKE_FAILED_AUTH else "handshake"
+
+    def _close_socket(self) -> None:
+        if self.monitor is not None:
+            self.sock.disable_monitor()
+            self.monitor.close(linger=0)
+            self.monitor = None
+        self.sock.close(linger=0)
+        self.sock = None
+
     def reset(self, restart: bool, reason: str = "") -> None:
         """Drop the socket (stale replies die with it); restart a local server if asked."""
         if self.sock is not None:
-            self.sock.close(linger=0)
-            self.sock = None
+            self._close_socket()
         if restart and self.local is not None:
             self.local.kill()
             self.local = None
@@ -217,8 +294,7 @@ class _Endpoint:
             except zmq.ZMQError:
                 pass
         if self.sock is not None:
-            self.sock.close(linger=0)
-            self.sock = None
+            self._close_socket()
         if self.local is not None:
             self.local.stop()
             self.local = None
@@ -245,10 +321,15 @@ class Ns3Backend:
                              f"{list(wire.TRANSPORTS)}")
         self._topology = topology_arrays(graph)
         self.digest = wire.topology_digest(graph.num_nodes, graph.num_gpus, *self._topology)
+        self._curve = curve_keys(self.cfg.curve)
+        if self._curve is not None and not self.cfg.endpoints:
+            raise Ns3Error("network.ns3.curve: keys are for servers in network.ns3.endpoints, "
+                           "and none is set (the local server needs none)")
         self._ctx = zmq.Context()
         addresses = list(self.cfg.endpoints) or [None]
         self._endpoints = [_Endpoint(self._ctx, a, self.cfg.start_timeout_s,
-                                     self.cfg.max_batch_flows, int(self.cfg.retries) + 1)
+                                     self.cfg.max_batch_flows, int(self.cfg.retries) + 1,
+                                     self.cfg.timeout_s, self._curve)
                            for a in addresses]
         self._next_id = 0
         self._closed = False
@@ -451,16 +532,34 @@ class Ns3Backend:
                     return msg
                 if ep.dead():
                     break
+                if first_contact:
+                    self._check_handshake(ep)
             ep.reset(restart=ep.local is not None,
                      reason=f"did not answer {kind}" + (f" (exit code {ep.local.proc.poll()})"
                                                         if ep.dead() else ""))
         if first_contact:
+            keys_hint = "" if ep.curve is None else (
+                f"; with CurveZMQ also that it runs with --keys, holds {ep.curve.public_file} "
+                "in its authorized/ folder and that network.ns3.curve.server_public_key is "
+                "its server.key")
             raise Ns3Error(f"ns-3 server {ep.address} did not answer within "
                            f"{self.cfg.connect_timeout_s:g} s: check that cosim-ns3-server "
                            "runs there and the address and port are reachable "
-                           "(network.ns3.endpoints, network.ns3.connect_timeout_s)")
+                           f"(network.ns3.endpoints, network.ns3.connect_timeout_s){keys_hint}")
         raise Ns3Error(f"ns-3 server {ep.address or '(local)'}: no reply to {kind} after "
                        f"{self.cfg.retries + 1} tries")
+
+    def _check_handshake(self, ep: _Endpoint) -> None:
+        """Fail at once, saying which key to fix, when the CurveZMQ handshake is refused."""
+        failure = ep.handshake_failure()
+        if failure == "auth":
+            raise Ns3Error(f"ns-3 server {ep.address} refused this client's CurveZMQ key: copy "
+                           f"{ep.curve.public_file} into the server's --keys DIR/authorized/ "
+                           "and restart it (network.ns3.curve.client_secret_key)")
+        if failure == "handshake":
+            raise Ns3Error(f"ns-3 server {ep.address}: CurveZMQ handshake failed: "
+                           "network.ns3.curve.server_public_key must be that server's "
+                           "DIR/server.key, and the server must run with --keys")
 
     def _send_simulate(self, ep: _Endpoint, prepared) -> int:
         self._ensure_topology(ep)

@@ -358,6 +358,21 @@ def bad_frame_bytes(ctx, rng, rid):
 
 
 @family()
+def bad_budget(ctx, rng, rid):
+    key, value = _pick(rng, [("max_events", 0), ("max_events", -5), ("max_events", 2**63 - 1),
+                             ("max_events", 1.5), ("max_events", "10"), ("max_events", True),
+                             ("max_wall_s", 0), ("max_wall_s", -1.0), ("max_wall_s", 1e7),
+                             ("max_wall_s", "1"), ("max_wall_s", [1]), ("max_wall_s", False)])
+    return _sim(ctx, rng, rid, params={**PARAMS, key: value})
+
+
+@family(must_fail=False)
+def tiny_budget(ctx, rng, rid):
+    """A valid batch with a budget of a few events: abandoned (ns-3 reset) unless tiny."""
+    return _sim(ctx, rng, rid, params={**PARAMS, "max_events": int(rng.integers(1, 60))})
+
+
+@family()
 def flow_endpoint_outside(ctx, rng, rid):
     a = ctx.batch(rng)
     key = _pick(rng, ["src", "dst"])

@@ -30,9 +30,10 @@ TCP_MODULES: tuple[str, ...] = ("internet", "traffic-control")
 _INSTALL_HINT = (
     "the ns-3 wheel is not installed in this Python environment. On Linux x86-64 install it "
     "with `pip install 'cosim[ns3]'` (or `pip install 'ns3>=3.44,<3.45'`). The wheel exists "
-    "for Linux x86-64 only: on macOS or aarch64 run `cosim-ns3-server --endpoint tcp://0.0.0.0:PORT` "
-    "on a Linux x86-64 host and set network.ns3.endpoints=[tcp://HOST:PORT], or use "
-    "network=analytical."
+    "for Linux x86-64 only: on macOS or aarch64 run `cosim-ns3-server --endpoint "
+    "tcp://0.0.0.0:PORT --keys DIR` on a Linux x86-64 host and set "
+    "network.ns3.endpoints=[tcp://HOST:PORT] and network.ns3.curve (docs/ns3.md, "
+    "Authentication), or use network=analytical."
 )
 
 _lock = threading.Lock()

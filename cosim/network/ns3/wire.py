@@ -44,6 +44,8 @@ MAX_LINK_LATENCY_PS = 10**12  # 1 s
 MIN_FRAME_BYTES = 64
 MAX_FRAME_BYTES = 65535  # PointToPointNetDevice Mtu is a uint16: 65536 aborts ns-3
 TRANSPORTS = ("lossless", "dctcp", "tcp")
+MAX_BUDGET_EVENTS = 1 << 62  # a request's own event budget (params.max_events)
+MAX_BUDGET_WALL_S = 1.0e6  # and wall budget (params.max_wall_s); the server's bounds win
 
 # Array schema per request kind: name -> (dtype, role). Roles fix the expected length.
 _SCHEMA: dict[str, dict[str, str]] = {
@@ -332,6 +334,25 @@ def check_topology(msg: Message) -> TopologySpec:
         raise WireError(f"topology digest {claimed!r} does not match the arrays ({digest})")
     return TopologySpec(num_nodes, num_gpus, *(a[k] for k in (
         "link_src", "link_dst", "link_bps", "link_latency_ps")), digest)
+
+
+def budget_params(p: dict) -> tuple[int | None, float | None]:
+    """A simulate request's own budget (`max_events`, `max_wall_s`), None where not given.
+
+    The server takes the smaller of these and its own --max-events / --max-wall-s: a client
+    can tighten the budget of its request, never loosen it.
+    """
+    events = None
+    if p.get("max_events") is not None:
+        events = _int_param(p, "max_events", 1, MAX_BUDGET_EVENTS)
+    wall = p.get("max_wall_s")
+    if wall is not None:
+        if isinstance(wall, bool) or not isinstance(wall, (int, float)):
+            raise WireError(f"params.max_wall_s must be a number, got {wall!r}")
+        if not 0 < wall <= MAX_BUDGET_WALL_S:
+            raise WireError(f"params.max_wall_s={wall} is outside (0, {MAX_BUDGET_WALL_S:g}]")
+        wall = float(wall)
+    return events, wall
 
 
 @dataclass(frozen=True)

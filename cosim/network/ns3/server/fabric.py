@@ -30,6 +30,45 @@ QUEUE_PACKETS = 50_000_000
 TCP_QUEUE_PACKETS = min(QUEUE_PACKETS, (2**32 - 1) // (wire.MAX_FRAME_BYTES + 2))
 
 _compiled = None
+# Unlimited budget (the C++ side's defaults), for callers that set none.
+NO_EVENT_LIMIT = 2**64 - 1
+NO_WALL_LIMIT = 1e300
+
+
+class BatchFailed(RuntimeError):
+    """A batch ns-3 could not finish (drops, incomplete flows, over budget).
+
+    The simulator is left in mid-flight (packets queued, events pending): the caller must
+    reset ns-3 (reset_ns3) before running anything else. `budget` is true when the batch was
+    abandoned for exceeding its event or wall-clock budget.
+    """
+
+    def __init__(self, text: str):
+        self.budget = text.startswith("budget: ")
+        super().__init__(text[len("budget: "):] if self.budget else text)
+
+
+def reset_ns3() -> None:
+    """Free every ns-3 object built so far: all fabrics become unusable (drop them first).
+
+    Simulator::Destroy runs ns-3's destroy events, among them NodeList's and ChannelList's,
+    which dispose every node (with its devices and queues) and channel and drop the lists'
+    references; the pending events are deleted. A fabric object still held then owns only
+    disposed shells. Time restarts at 0, which nothing observes: batch times are relative.
+    """
+    if _compiled is None:
+        return
+    ns = load_ns3()
+    if _tcp_compiled is not None:
+        ns.Ipv4AddressGenerator.Reset()  # NS3_NOTES: needed before rebuilding after Destroy
+    ns.Simulator.Destroy()
+
+
+def ns3_node_count() -> int | None:
+    """Nodes in ns-3's NodeList (every fabric built since the last reset), None before ns-3."""
+    if _compiled is None:
+        return None
+    return int(load_ns3().NodeList.GetNNodes())
 
 
 def driver_namespace():
@@ -85,6 +124,11 @@ class Ns3Fabric:
         self._frame_bytes = 0
         self._tcp: dict[str, tuple[object, list[int]]] = {}  # transport -> (fabric, [frame])
 
+    @property
+    def built_links(self) -> int:
+        """Directed links this topology holds in ns-3 (its TCP fabrics included)."""
+        return int(self.topo.link_src.shape[0]) * (1 + len(self._tcp))
+
     def _tcp_fabric(self, transport: str, frame_bytes: int):
         """The TCP fabric of this topology for `transport` (built on first use)."""
         if transport not in self._tcp:
@@ -107,8 +151,10 @@ class Ns3Fabric:
             frame[0] = frame_bytes
         return fab
 
-    def _run_tcp(self, spec: wire.SimulateSpec) -> BatchResult:
+    def _run_tcp(self, spec: wire.SimulateSpec, max_events: int,
+                 max_wall_s: float) -> BatchResult:
         fab = self._tcp_fabric(spec.transport, spec.frame_bytes)
+        fab.SetBudget(int(max_events), float(max_wall_s))
         n = int(spec.src.shape[0])
         finish_ps = np.zeros(n, dtype=np.int64)
         start_ps = np.rint(spec.start_s * 1e12).astype(np.int64)
@@ -119,14 +165,19 @@ class Ns3Fabric:
                       TCP_MIN_RTO_S, TCP_LIMIT_S)
         wall = time.perf_counter() - t
         if err:
-            raise RuntimeError(f"simulation failed: {_text(err)}")
+            raise BatchFailed(_text(err))
         return BatchResult(finish_ps.astype(np.float64) * 1e-12, int(fab.Events()),
                            int(fab.PacketHops()), wall, sim_start)
 
-    def run(self, spec: wire.SimulateSpec, bare: bool = False) -> BatchResult:
-        """Run one validated batch to completion; times are relative to the batch start."""
+    def run(self, spec: wire.SimulateSpec, bare: bool = False,
+            max_events: int = NO_EVENT_LIMIT, max_wall_s: float = NO_WALL_LIMIT) -> BatchResult:
+        """Run one validated batch to completion; times are relative to the batch start.
+
+        Raises BatchFailed (then reset ns-3) when the batch cannot finish or goes over
+        `max_events` ns-3 events or `max_wall_s` seconds of wall clock.
+        """
         if spec.transport in ("tcp", "dctcp") and spec.src.shape[0]:
-            return self._run_tcp(spec)
+            return self._run_tcp(spec, max_events, max_wall_s)
         if spec.frame_bytes != self._frame_bytes:
             err = self._fabric.SetFrameBytes(int(spec.frame_bytes))
             if err:
@@ -138,6 +189,7 @@ class Ns3Fabric:
             return BatchResult(np.zeros(0), 0, 0, 0.0, self._fabric.NowPs() * 1e-12)
         start_ps = np.rint(spec.start_s * 1e12).astype(np.int64)
         sim_start = self._fabric.NowPs() * 1e-12
+        self._fabric.SetBudget(int(max_events), float(max_wall_s))
         t = time.perf_counter()
         # Writable copies: cppyy passes only writable buffers as pointers, and the request's
         # arrays are read-only views of the ZeroMQ frames.
@@ -147,7 +199,7 @@ class Ns3Fabric:
             np.array(spec.route_links, dtype=np.int32), finish_ps, bool(bare))
         wall = time.perf_counter() - t
         if err:
-            raise RuntimeError(f"simulation failed: {_text(err)}")
+            raise BatchFailed(_text(err))
         return BatchResult(finish_ps.astype(np.float64) * 1e-12, int(self._fabric.Events()),
                            int(self._fabric.PacketHops()), wall, sim_start)
 

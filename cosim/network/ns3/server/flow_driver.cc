@@ -16,6 +16,7 @@
 // Nothing is paced at a rate computed elsewhere. Last-byte arrival is recorded here.
 
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <deque>
 #include <string>
@@ -121,6 +122,16 @@ class Fabric
         return "";
     }
 
+    // Per-batch budget: Run abandons the batch (Simulator::Stop) once it has processed more
+    // than maxEvents ns-3 events or spent more than maxWallS seconds of wall clock. The
+    // check runs on every packet hop (every event of a batch belongs to a packet's journey),
+    // the clock read on every 64th. The fabric is then in mid-flight: the server resets ns-3.
+    void SetBudget(uint64_t maxEvents, double maxWallS)
+    {
+        m_maxEvents = maxEvents;
+        m_maxWallS = maxWallS;
+    }
+
     // Set the frame size (bytes handed to a device per packet, FlowHeader included).
     std::string SetFrameBytes(uint32_t frameBytes)
     {
@@ -173,15 +184,21 @@ class Fabric
         {
             finishPs[f] = -1;
         }
-        uint64_t events0 = Simulator::GetEventCount();
+        m_events0 = Simulator::GetEventCount();
+        m_wall0 = std::chrono::steady_clock::now();
+        m_over = "";
         m_t0 = Simulator::Now();
         for (int32_t f = 0; f < numFlows; ++f)
         {
             Simulator::Schedule(PicoSeconds(startPs[f]), &Fabric::Activate, this, (uint32_t)f);
         }
         Simulator::Run();
-        m_events = Simulator::GetEventCount() - events0;
+        m_events = Simulator::GetEventCount() - m_events0;
         m_finish = nullptr;
+        if (!m_over.empty())
+        {
+            return m_over;
+        }
         if (m_drops > 0)
         {
             return std::to_string(m_drops) + " packets dropped (device queue full)";
@@ -302,6 +319,10 @@ class Fabric
     bool Receive(uint32_t l, Ptr<NetDevice>, Ptr<const Packet> cp, uint16_t, const Address&)
     {
         ++m_hops;
+        if (OverBudget())
+        {
+            return true;
+        }
         FlowHeader h;
         cp->PeekHeader(h);
         uint32_t f = h.flow;
@@ -333,6 +354,37 @@ class Fabric
         return true;
     }
 
+    // True (and the simulation stopped) once the batch is over its event or wall budget.
+    bool OverBudget()
+    {
+        if (!m_over.empty())
+        {
+            return true;
+        }
+        uint64_t events = Simulator::GetEventCount() - m_events0;
+        if (events > m_maxEvents)
+        {
+            m_over = "budget: " + std::to_string(events) + " events, more than the budget of " +
+                     std::to_string(m_maxEvents);
+        }
+        else if ((m_hops & 63) == 0)
+        {
+            double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() -
+                                                        m_wall0).count();
+            if (wall > m_maxWallS)
+            {
+                m_over = "budget: " + std::to_string(wall) + " s of wall clock, more than the "
+                         "budget of " + std::to_string(m_maxWallS) + " s";
+            }
+        }
+        if (m_over.empty())
+        {
+            return false;
+        }
+        Simulator::Stop();
+        return true;
+    }
+
     void OnDrop(Ptr<const Packet>)
     {
         ++m_drops;
@@ -352,6 +404,11 @@ class Fabric
     uint64_t m_hops{0};
     uint64_t m_drops{0};
     uint64_t m_events{0};
+    uint64_t m_events0{0};
+    uint64_t m_maxEvents{UINT64_MAX};
+    double m_maxWallS{1e300};
+    std::chrono::steady_clock::time_point m_wall0;
+    std::string m_over;
     bool m_bare{false};
     Time m_t0;
 };

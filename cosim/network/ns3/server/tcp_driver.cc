@@ -10,6 +10,7 @@
 // receiver has read the flow's last byte. Queues are deep (no drops), as in the lossless
 // fabric; DCTCP keeps them short by ECN.
 
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <map>
@@ -115,6 +116,13 @@ class TcpFabric
         return "";
     }
 
+    // As Fabric::SetBudget (flow_driver.cc); checked on every packet hop.
+    void SetBudget(uint64_t maxEvents, double maxWallS)
+    {
+        m_maxEvents = maxEvents;
+        m_maxWallS = maxWallS;
+    }
+
     std::string SetFrameBytes(uint32_t frameBytes)
     {
         for (auto& d : m_devices)
@@ -189,7 +197,9 @@ class TcpFabric
         {
             m_red[i]->AssignStreams(1000 + (int64_t)i);
         }
-        uint64_t events0 = Simulator::GetEventCount();
+        m_events0 = Simulator::GetEventCount();
+        m_wall0 = std::chrono::steady_clock::now();
+        m_over = "";
         m_t0 = Simulator::Now();
         for (int32_t f = 0; f < numFlows; ++f)
         {
@@ -198,13 +208,17 @@ class TcpFabric
         m_abort = Simulator::Schedule(Seconds(limitS), &TcpFabric::Abort, this);
         Simulator::Run();
         m_abort.Cancel();
-        m_events = Simulator::GetEventCount() - events0;
+        m_events = Simulator::GetEventCount() - m_events0;
         for (auto& s : m_sockets)
         {
             s->Close();
         }
         m_sockets.clear();
         m_finish = nullptr;
+        if (!m_over.empty())
+        {
+            return m_over;
+        }
         if (!m_failed.empty())
         {
             return m_failed;
@@ -354,6 +368,30 @@ class TcpFabric
     void OnHop(Ptr<const Packet>)
     {
         ++m_hops;
+        if (!m_over.empty())
+        {
+            return;
+        }
+        uint64_t events = Simulator::GetEventCount() - m_events0;
+        if (events > m_maxEvents)
+        {
+            m_over = "budget: " + std::to_string(events) + " events, more than the budget of " +
+                     std::to_string(m_maxEvents);
+        }
+        else if ((m_hops & 63) == 0)
+        {
+            double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() -
+                                                        m_wall0).count();
+            if (wall > m_maxWallS)
+            {
+                m_over = "budget: " + std::to_string(wall) + " s of wall clock, more than the "
+                         "budget of " + std::to_string(m_maxWallS) + " s";
+            }
+        }
+        if (!m_over.empty())
+        {
+            Simulator::Stop();
+        }
     }
 
     void Abort()
@@ -373,7 +411,11 @@ class TcpFabric
     int64_t* m_finish{nullptr};
     int32_t m_numFlows{0}, m_done{0}, m_numGpus{0};
     uint32_t m_segment{9000 - 52};
-    uint64_t m_hops{0}, m_events{0};
+    uint64_t m_hops{0}, m_events{0}, m_events0{0};
+    uint64_t m_maxEvents{UINT64_MAX};
+    double m_maxWallS{1e300};
+    std::chrono::steady_clock::time_point m_wall0;
+    std::string m_over;
     bool m_dctcp{false};
     std::string m_failed;
     EventId m_abort;
