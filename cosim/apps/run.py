@@ -1,7 +1,8 @@
 """`cosim`: run one serving simulation and write its results into the Hydra run directory.
 
 Files (written to temporary names and renamed, so a failed run leaves none half-written):
-summary.json, requests.parquet, iterations.parquet. A short table goes to stdout; runs longer
+summary.json, requests.parquet, iterations.parquet (and flows.parquet with output.flows=true,
+docs/replay.md). A short table goes to stdout; runs longer
 than a couple of seconds show a progress bar (rich) on stderr.
 """
 
@@ -86,9 +87,17 @@ class _Progress:
 
 
 def write_outputs(out_dir: Path, summary: dict, requests: Any, iterations: Any,
-                  parquet: bool = True, artifacts: dict | None = None) -> list[Path]:
-    """Write the run's files atomically (temporary name in the same folder, then rename)."""
+                  parquet: bool = True, artifacts: dict | None = None,
+                  flows: Any = None) -> list[Path]:
+    """Write the run's files atomically (temporary name in the same folder, then rename).
+
+    flows: the run's flow trace (a pyarrow Table, output.flows=true) for flows.parquet.
+    """
     with StagedFiles(out_dir) as files:
+        if flows is not None:
+            from cosim.network.flow_trace import write_flow_trace
+
+            write_flow_trace(flows, files.stage("flows.parquet"))
         if parquet:
             requests.to_parquet(files.stage("requests.parquet"), index=False)
             iterations.to_parquet(files.stage("iterations.parquet"), index=False)
@@ -138,7 +147,7 @@ def run_task(cfg: DictConfig) -> dict:
         if prog is not None:
             prog.close()
     write_outputs(out_dir, out.summary, out.requests, out.iterations,
-                  bool(cfg.output.write_parquet), out.artifacts)
+                  bool(cfg.output.write_parquet), out.artifacts, out.flows)
     print_summary(out.summary, out_dir)
     if not out.summary.get("feasible", True) and HydraConfig.get().mode == RunMode.RUN:
         # Not an error in the input, but no answer either: a distinct code once the summary

@@ -53,6 +53,8 @@ class OutputConfig:
     write_parquet: bool = True
     progress: bool = True  # rich progress bar on long runs
     timeline_iterations: list[int] = field(default_factory=lambda: [0, 3])  # [first, last)
+    # flows.parquet: every flow the run put on the fabric, for cosim-replay (docs/replay.md)
+    flows: bool = False
 
 
 @dataclass
