@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from omegaconf import MISSING, OmegaConf
 
 from cosim.config.apps import app_schema
@@ -31,6 +32,7 @@ from cosim.network.fabric import LINK_CLASS_NAMES, FabricGraph
 from cosim.network.flow_replay import (
     GpuMapError,
     Transfers,
+    combined_key,
     gpu_mapping,
     link_name,
     retime,
@@ -128,11 +130,10 @@ def _bottlenecks(graph: FabricGraph, cols: dict, src: np.ndarray, dst: np.ndarra
         link[tk[firsts]] = uk[firsts] % nl
         bound[tk[firsts]] = t[firsts]
     # spread to the transfers of the other groups of each pattern
-    key2 = np.stack([tr.pattern.astype(np.int64), np.unique(tr.traffic_class,
-                                                            return_inverse=True)[1].ravel(),
-                     cols["layer"][_first_rows(tr)].astype(np.int64),
-                     cols["micro_batch"][_first_rows(tr)].astype(np.int64)])
-    _, inv2 = np.unique(key2, axis=1, return_inverse=True)
+    first = _first_rows(tr)
+    key2 = combined_key(tr.pattern, pd.factorize(tr.traffic_class)[0], cols["layer"][first],
+                        cols["micro_batch"][first])
+    _, inv2 = np.unique(key2, return_inverse=True)
     inv2 = inv2.ravel()
     known = link >= 0
     best_link = np.full(inv2.max() + 1 if inv2.size else 0, -1, dtype=np.int64)

@@ -24,6 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from cosim.network.cache import bucket_sizes
 from cosim.network.fabric import LINK_CLASS_NAMES, FabricGraph, link_bytes
@@ -164,12 +165,11 @@ class Transfers:
 
 def transfers(cols: dict[str, np.ndarray], completion_after: np.ndarray) -> Transfers:
     """Group rows into transfers: (group, traffic class, layer, micro-batch)."""
-    cls_names, cls_code = np.unique(cols["traffic_class"], return_inverse=True)
-    keys = np.stack([cols["group"].astype(np.int64), cls_code.astype(np.int64),
-                     cols["layer"].astype(np.int64), cols["micro_batch"].astype(np.int64)])
-    uniq, inv = np.unique(keys, axis=1, return_inverse=True)
+    code, cls_names = pd.factorize(cols["traffic_class"], sort=True)
+    key = combined_key(cols["group"], code, cols["layer"], cols["micro_batch"])
+    uniq, inv = np.unique(key, return_inverse=True)
     inv = inv.ravel()
-    k = uniq.shape[1]
+    k = uniq.size
     start = np.full(k, np.inf)
     np.minimum.at(start, inv, cols["start_s"])
     end_b = np.full(k, -np.inf)
@@ -178,11 +178,23 @@ def transfers(cols: dict[str, np.ndarray], completion_after: np.ndarray) -> Tran
     np.maximum.at(end_a, inv, completion_after)
     first = np.zeros(k, dtype=np.int64)
     first[inv[::-1]] = np.arange(inv.size)[::-1]
-    return Transfers(group=uniq[0], pattern=cols["pattern"][first],
-                     traffic_class=cls_names[uniq[1]], iteration=cols["iteration"][first],
+    return Transfers(group=cols["group"][first], pattern=cols["pattern"][first],
+                     traffic_class=np.asarray(cls_names, dtype=object)[code[first]],
+                     iteration=cols["iteration"][first],
                      instance=cols["instance"][first],
                      weight=cols["layers"][first].astype(np.float64), start_s=start,
                      before_s=end_b - start, after_s=end_a - start, row_key=inv)
+
+
+def combined_key(*parts: np.ndarray) -> np.ndarray:
+    """One int64 per row that orders and separates rows as the tuple of `parts` does
+    (each part a non-negative or -1-based small integer array)."""
+    key = np.zeros(parts[0].shape[0], dtype=np.int64)
+    for p in parts:
+        p = np.asarray(p, dtype=np.int64) + 1  # -1 (none) -> 0
+        span = int(p.max()) + 1 if p.size else 1
+        key = key * span + p
+    return key
 
 
 def link_name(graph: FabricGraph, link: int) -> str:

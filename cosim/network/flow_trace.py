@@ -182,9 +182,11 @@ class FlowRecorder:
         mb_rows = np.where(mb[idx] >= 0, mb[idx], use_mb)
         tag_vals = np.unique(tag) if tag.size else np.zeros(0, np.int32)
         tag_dict = [self.tag_names.get(int(t), str(int(t))) for t in tag_vals]
+        # pattern ids numbered densely over the patterns some group uses
+        used, dense = np.unique(upat, return_inverse=True)
         cols = {
             "group": pa.array(owner.astype(np.int32)),
-            "pattern": pa.array(upat[owner].astype(np.int32)),
+            "pattern": pa.array(dense.ravel()[owner].astype(np.int32)),
             "instance": pa.array(u[:, 1].astype(np.int32)[owner]),
             "iteration": pa.array(u[:, 2].astype(np.int32)[owner]),
             "layer": pa.array(layer[idx]),
@@ -206,7 +208,7 @@ class FlowRecorder:
                                                       pa.array(backends, type=pa.string())),
         }
         meta = {"schema_version": SCHEMA_VERSION, "aggregation": AGGREGATION,
-                "groups": len(self._uses), "patterns": len(pats), "rows": int(owner.size),
+                "groups": len(self._uses), "patterns": int(used.size), "rows": int(owner.size),
                 **dict(metadata or {})}
         table = pa.table(cols)
         return table.replace_schema_metadata({METADATA_KEY: json.dumps(meta, default=str)})
