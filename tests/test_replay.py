@@ -124,7 +124,8 @@ def test_a_hand_edited_trace_is_an_input_error(traces, tmp_path):
 
 def _app(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "HOME": str(cwd)}
-    return subprocess.run([sys.executable, "-m", "cosim.apps.replay", *args], cwd=cwd, env=env,
+    return subprocess.run([sys.executable, "-c", "from cosim.cli import replay_main; replay_main()",
+                           *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=300)
 
 

@@ -357,9 +357,3 @@ def replay_task(cfg: Any) -> dict:
     print_table(doc)
     print(f"results: {out_dir}")
     return doc
-
-
-if __name__ == "__main__":  # pragma: no cover
-    from cosim.cli import replay_main
-
-    replay_main()
