@@ -106,5 +106,12 @@ def microbench_main() -> None:
     _run_hydra(microbench_task, "microbench")
 
 
+def replay_main() -> None:
+    """`cosim-replay flows=<flows.parquet> topology=<t> network=<b>`: re-time recorded flows."""
+    from cosim.apps.replay import replay_task
+
+    _run_hydra(replay_task, "replay")
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

@@ -6,7 +6,8 @@ its `config_sha256`, readable parquet files: cosim.report.outputs) is not run ag
 the jobs that are missing, failed or of another config.
 
 Files (written to temporary names and renamed, so a failed run leaves none half-written):
-summary.json, requests.parquet, iterations.parquet. A short table goes to stdout; runs longer
+summary.json, requests.parquet, iterations.parquet (and flows.parquet with output.flows=true,
+docs/replay.md). A short table goes to stdout; runs longer
 than a couple of seconds show a progress bar (rich) on stderr.
 """
 
@@ -94,9 +95,17 @@ class _Progress:
 
 
 def write_outputs(out_dir: Path, summary: dict, requests: Any, iterations: Any,
-                  parquet: bool = True, artifacts: dict | None = None) -> list[Path]:
-    """Write the run's files atomically (temporary name in the same folder, then rename)."""
+                  parquet: bool = True, artifacts: dict | None = None,
+                  flows: Any = None) -> list[Path]:
+    """Write the run's files atomically (temporary name in the same folder, then rename).
+
+    flows: the run's flow trace (a pyarrow Table, output.flows=true) for flows.parquet.
+    """
     with StagedFiles(out_dir) as files:
+        if flows is not None:
+            from cosim.network.flow_trace import write_flow_trace
+
+            write_flow_trace(flows, files.stage("flows.parquet"))
         if parquet:
             requests.to_parquet(files.stage("requests.parquet"), index=False)
             iterations.to_parquet(files.stage("iterations.parquet"), index=False)
@@ -156,7 +165,7 @@ def run_task(cfg: DictConfig) -> dict:
             prog.close()
     out.summary[FINGERPRINT] = fingerprint
     write_outputs(out_dir, out.summary, out.requests, out.iterations,
-                  bool(cfg.output.write_parquet), out.artifacts)
+                  bool(cfg.output.write_parquet), out.artifacts, out.flows)
     print_summary(out.summary, out_dir)
     _exit_if_infeasible(out.summary)
     return out.summary

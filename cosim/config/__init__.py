@@ -57,6 +57,8 @@ class OutputConfig:
     # (cosim.report.outputs says what "complete" means).
     resume: bool = True
     timeline_iterations: list[int] = field(default_factory=lambda: [0, 3])  # [first, last)
+    # flows.parquet: every flow the run put on the fabric, for cosim-replay (docs/replay.md)
+    flows: bool = False
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Schemas of the inspection apps (cosim-info, cosim-estimate, cosim-microbench)."""
+"""Schemas of the inspection apps (cosim-info, cosim-estimate, cosim-microbench, cosim-replay)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def register(cs: ConfigStore) -> None:
     import importlib
 
     for mod in ("cosim.apps.info", "cosim.apps.estimate", "cosim.apps.microbench",
-                "cosim.config.search"):
+                "cosim.config.search", "cosim.apps.replay"):
         importlib.import_module(mod)
     for name, cls in _APPS:
         cs.store(name=name, node=cls)

@@ -136,7 +136,7 @@ class FabricComm:
                  combine_dtype: str = "bfloat16", activation_dtype: str = "bfloat16",
                  launch_us: float = 5.0, imbalance: float = 0.0, token_grid_percent: float = 2.0,
                  num_groups: int = 1, topk_groups: int | None = None, seed: int = 0,
-                 lookups: NetworkLookups | None = None):
+                 lookups: NetworkLookups | None = None, recorder: Any = None):
         self.backend = backend
         self.layout = layout
         self.shape = shape
@@ -160,7 +160,10 @@ class FabricComm:
         self.topk_groups = topk_groups if groups_ok else None
         self.lookups = lookups if lookups is not None else NetworkLookups()
         self._phase: dict[tuple, float] = {}  # per grid point: seconds of one layer's phase
-        self._iter: dict[int, tuple[float, int]] = {}  # tokens -> (seconds, flow-batch lookups)
+        self._iter: dict[int, tuple] = {}  # tokens -> (seconds, flow-batch lookups, groups)
+        # output.flows (cosim.serving.flow_record): the phases an iteration uses, per tokens
+        self.recorder = recorder
+        self._groups: list[tuple] = []
         self._stream: EPTokenStream | None = None  # built on the first EP phase
         self.flow_batches = 0
 
@@ -194,14 +197,19 @@ class FabricComm:
                    imbalance=d.expert_imbalance, token_grid_percent=d.token_grid_percent,
                    num_groups=int(hf.get("n_group", 1) or 1),
                    topk_groups=int(hf["topk_group"]) if hf.get("topk_group") else None,
-                   seed=int(cfg.seed), lookups=run_lookups(shared))
+                   seed=int(cfg.seed), lookups=run_lookups(shared),
+                   recorder=shared.get("flow_recorder"))
 
     # --- phases ------------------------------------------------------------------------------
-    def _makespan(self, flows) -> float:
+    def _makespan(self, flows, key: tuple | None = None, traffic_class: str = "") -> float:
         if len(flows) == 0:
             return 0.0
         self.flow_batches += 1
-        return float(self.lookups.simulate(self.backend, flows).makespan)
+        result = self.lookups.simulate(self.backend, flows)
+        if self.recorder is not None and key is not None:
+            self.recorder.pattern((id(self), *key), flows, result.finish, traffic_class,
+                                  getattr(self.backend, "name", "?"))
+        return float(result.makespan)
 
     def _ep(self, tokens_per_gpu: int) -> tuple[float, float]:
         """(dispatch, combine) seconds of one MoE layer with `tokens_per_gpu` on each EP GPU:
@@ -226,7 +234,8 @@ class FabricComm:
             flows = FlowBatch.from_arrays(a, b, tok * token_bytes(s.hidden, dtype), None, tag)
             if len(flows) == 0:
                 self.lookups.memo += 1  # nothing to send: answered without the network
-            t = self._phase[("ep", name, tokens_per_gpu)] = self._makespan(flows)
+            key = ("ep", name, tokens_per_gpu)
+            t = self._phase[key] = self._makespan(flows, key, f"ep_{name}")
             out.append(t)
         return out[0], out[1]
 
@@ -258,7 +267,7 @@ class FabricComm:
         flows = FlowBatch.concat(batches)
         if len(flows) == 0:
             self.lookups.memo += 1
-        t = self._phase[key] = self._makespan(flows)
+        t = self._phase[key] = self._makespan(flows, key, "allreduce")
         return t
 
     def breakdown(self, tokens: int) -> dict[str, float]:
@@ -268,13 +277,17 @@ class FabricComm:
             return out
         s, lay = self.shape, self.layout
         if lay.ep > 1 and s.num_moe_layers:
-            disp, comb = self._ep(grid_up(-(-tokens // lay.attention_gpus), self.grid))
+            g = grid_up(-(-tokens // lay.attention_gpus), self.grid)
+            disp, comb = self._ep(g)
+            self._groups.append((("ep", "dispatch", g), s.num_moe_layers))
+            self._groups.append((("ep", "combine", g), s.num_moe_layers))
             out["ep_dispatch"] = s.num_moe_layers * (disp + self.launch_s)
             out["ep_combine"] = s.num_moe_layers * (comb + self.launch_s)
         if lay.tp > 1:
             gt = grid_up(-(-tokens // lay.dp), self.grid)
             out["tp_allreduce"] = (s.num_layers + s.num_dense_layers) * (
                 self._allreduce(gt) + self.launch_s)
+            self._groups.append((("ar", gt), s.num_layers + s.num_dense_layers))
         return out
 
     def time_s(self, tokens: int) -> float:
@@ -283,11 +296,15 @@ class FabricComm:
         e = self._iter.get(tokens)
         if e is not None:
             self.lookups.memo += e[1]
-            return e[0]
-        before = self.lookups.lookups
-        t = sum(self.breakdown(tokens).values())
-        self._iter[tokens] = (t, self.lookups.lookups - before)
-        return t
+        else:
+            before = self.lookups.lookups
+            self._groups = []
+            t = sum(self.breakdown(tokens).values())
+            e = self._iter[tokens] = (t, self.lookups.lookups - before, tuple(self._groups))
+        if self.recorder is not None:
+            for key, layers in e[2]:
+                self.recorder.use((id(self), *key), layers=layers)
+        return e[0]
 
     def stats(self) -> dict:
         out: dict = {"comm_model": f"fabric:{getattr(self.backend, 'name', '?')}",

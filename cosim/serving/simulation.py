@@ -34,6 +34,7 @@ class SimOutput:
     requests: pd.DataFrame
     iterations: pd.DataFrame
     artifacts: dict = field(default_factory=dict)  # extra files: name -> JSON-able object
+    flows: Any = None  # output.flows: the flow trace (a pyarrow Table) for flows.parquet
 
 
 # Step cost models shared by the runs of one process (a sweep's or a search's runs in one
@@ -142,6 +143,10 @@ def prepare(cfg: Any, step_cost_factory: StepCostFactory | None = None,
         notes["comm_model"] = "custom"
     if step_cost_factory is None:
         step_cost_factory = default_step_cost_factory(cfg)
+    if getattr(getattr(cfg, "output", None), "flows", False):
+        from cosim.serving.flow_record import new_recorder
+
+        shared["flow_recorder"] = new_recorder()
     min_tokens = int((table.prompt_tokens + table.output_tokens).max())
     ctx = SimContext(cfg=cfg, spec=spec, table=table, state=state, driver=driver,
                      step_cost_for=lambda layout: step_cost_factory(spec, layout),
@@ -202,6 +207,13 @@ def run_simulation(cfg: Any, *, step_cost_factory: StepCostFactory | None = None
         summary = summarize(ctx, dep, requests, iterations, wall, engine.events_handled,
                             comm_stats, network)
         artifacts = dep.artifacts()
+        flows = None
+        if shared.get("flow_recorder") is not None:
+            from cosim.serving.flow_record import flow_table
+
+            flows = flow_table(shared["flow_recorder"], ctx.cfg, shared.get("graph"))
+            summary["flow_trace"] = {"groups": shared["flow_recorder"].groups,
+                                     "rows": shared["flow_recorder"].rows}
     finally:
         try:
             dep.close()
@@ -210,4 +222,4 @@ def run_simulation(cfg: Any, *, step_cost_factory: StepCostFactory | None = None
             if backend is not None:
                 backend.close()
     return SimOutput(summary=summary, requests=requests, iterations=iterations,
-                     artifacts=artifacts)
+                     artifacts=artifacts, flows=flows)

@@ -42,6 +42,10 @@ class TransferTimer:
         self.lookups = run_lookups(shared)  # the run's counters (a batch to the backend is one)
         self.calls = 0
         self.flows = 0
+        # output.flows (cosim.serving.flow_record): the run's recorder, and the backend's own
+        # answer (no launch) for the last batch, which a caller may record
+        self.recorder = shared.get("flow_recorder") if shared is not None else None
+        self.last_raw: tuple[FlowBatch, np.ndarray] | None = None
         topo = getattr(cfg, "topology", None)
         if topo is not None and hasattr(topo, "total_gpus") and num_gpus > topo.total_gpus:
             raise ConfigError("topology.num_nodes",
@@ -75,8 +79,11 @@ class TransferTimer:
     def free(self) -> bool:
         return self.model == "none"
 
-    def finish(self, flows: FlowBatch) -> np.ndarray:
-        """Per-flow completion time (seconds, origin of flows.start)."""
+    def finish(self, flows: FlowBatch, record: tuple | None = None) -> np.ndarray:
+        """Per-flow completion time (seconds, origin of flows.start).
+
+        record = (key, traffic class): with output.flows, keep the backend's answer under key.
+        """
         n = len(flows)
         if n == 0:
             return np.zeros(0)
@@ -86,7 +93,12 @@ class TransferTimer:
             return flows.start.astype(np.float64).copy()
         if self.backend is not None:
             # a transfer is a collective launch (kernel + synchronisation) before its bytes move
-            return self.lookups.simulate(self.backend, flows).finish + self.launch_s
+            raw = self.lookups.simulate(self.backend, flows).finish
+            if self.recorder is not None:
+                self.last_raw = (flows, raw)
+                if record is not None:
+                    self.recorder.pattern(record[0], flows, raw, record[1], self.backend.name)
+            return raw + self.launch_s
         return self._alpha_beta(flows)
 
     def simulate(self, flows: FlowBatch) -> FlowResult:

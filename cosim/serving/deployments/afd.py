@@ -54,6 +54,7 @@ from cosim.serving.memory_plan import MemoryPlan, plan_memory
 from cosim.serving.router import make_router
 from cosim.timeline import afd_iteration_time, afd_pipeline, chain_makespan, schedule_pipeline
 from cosim.timeline.network_coupling import time_transfers
+from cosim.traffic.tags import FlowTag
 
 
 def afd_memory_plans(spec: Any, hardware: Any, memory: Any, scheduler: Any,
@@ -189,7 +190,8 @@ class AFDTraffic:
                 hit = (0.0, 0.0)
             else:
                 a2f, f2a = self.flows(tokens_per_gpu)
-                fa, ff = self.timer.finish(a2f), self.timer.finish(f2a)
+                fa = self.timer.finish(a2f, record=((id(self), "a2f", tokens_per_gpu), "a2f"))
+                ff = self.timer.finish(f2a, record=((id(self), "f2a", tokens_per_gpu), "f2a"))
                 self._finish[tokens_per_gpu] = (fa, ff)
                 hit = (float(fa.max()) if fa.size else 0.0, float(ff.max()) if ff.size else 0.0)
             self._times[tokens_per_gpu] = hit
@@ -255,6 +257,12 @@ class AFDTimer:
         t_f2a = np.array(f2a_l)
         timer = self.traffic.timer
         iteration_mode = timer.mode == "iteration" and timer.backend is not None and not timer.free
+        rec = timer.recorder
+        if rec is not None and not iteration_mode:
+            tid = id(self.traffic)
+            for k, t in enumerate(tok.tolist()):
+                rec.use((tid, "a2f", t), layers=L, micro_batch=k)
+                rec.use((tid, "f2a", t), layers=L, micro_batch=k)
         ta_l, tf_l = ta.tolist(), tf.tolist()
         a0, f0 = ta_l[0], tf_l[0]
         uniform = (ta_l.count(a0) == m and tf_l.count(f0) == m and a2f_l.count(a2f_l[0]) == m
@@ -292,6 +300,8 @@ class AFDTimer:
                 # the batches time_transfers sent the backend (per-pattern times and one
                 # coupled batch per fixed-point round): the memo answers them all
                 self.traffic.timer.lookups.memo += hit[3]
+                if rec is not None:
+                    rec.use((id(self), "iteration", mkey))
                 return AFDIteration(hit[0], free, hit[1], hit[2], m, ta, tf, tok)
             pipe = afd_pipeline(L, m, ta[None, :], 0.0, tf[None, :], 0.0,
                                 traffic_a2f=2 * key_of[None, :], traffic_f2a=2 * key_of[None, :] + 1)
@@ -305,6 +315,8 @@ class AFDTimer:
             self.comm.solves += 1
             self.comm.rounds += coupled.rounds
             self.comm.unconverged += 0 if coupled.converged else 1
+            if rec is not None:
+                _record_coupled(rec, (id(self), "iteration", mkey), coupled, timer)
             pipe, sched = coupled.pipeline, coupled.schedule
             self._memo[mkey] = (sched.makespan, sched.busy_s.get("attention", 0.0),
                                 sched.busy_s.get("ffn", 0.0), n_lookups)
@@ -546,6 +558,24 @@ class AFDUnits:
                          for t in np.unique(group).tolist()}
                 tb.add_flows(proc, flows, finish, cls, LINK_CLASS_NAMES, origin_s=t0, group=group,
                              group_names=names)
+
+
+def _record_coupled(rec: Any, key: tuple, coupled: Any, timer: TransferTimer) -> None:
+    """output.flows, network.mode=iteration: the final coupled batch of an iteration as one
+    pattern (its task flows; per flow the layer, micro-batch and A2F / F2A of its task)."""
+    if coupled.flows is None or timer.last_raw is None or timer.last_raw[0] is not coupled.flows:
+        return
+    keep = np.flatnonzero(coupled.flow_task >= 0)
+    f = coupled.flows
+    task = coupled.flow_task[keep]
+    tr = coupled.pipeline.traffic
+    layer, _, mb = np.unravel_index(task, tr.shape)
+    cls = (tr.ravel()[task] % 2).astype(np.int8)  # traffic keys: 2k A2F, 2k + 1 F2A
+    tag = np.where(cls == 0, int(FlowTag.A2F), int(FlowTag.F2A)).astype(np.int32)
+    sub = FlowBatch(f.src[keep], f.dst[keep], f.size[keep], f.start[keep], tag)
+    rec.pattern(key, sub, timer.last_raw[1][keep], cls, timer.backend.name, layer=layer,
+                micro_batch=mb)
+    rec.use(key)
 
 
 def _iteration_flows(pipe, sched, coupled, traffic: AFDTraffic, keys_tok: list[int]):

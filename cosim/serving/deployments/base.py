@@ -155,10 +155,17 @@ class Deployment:
     # --- running -------------------------------------------------------------------------------
     def start(self, inst: Instance, now: float) -> list:
         """Begin `inst`'s next iteration if it has work: [(end time, its IterationEnd)] or []."""
+        self._record_at(inst, now)
         dur = inst.start(now)
         if dur is None:
             return []
         return [(now + dur, inst.end_event)]
+
+    def _record_at(self, inst: Instance, now: float) -> None:
+        """output.flows: the flows priced next belong to `inst`'s iteration starting at `now`."""
+        rec = self.ctx.shared.get("flow_recorder")
+        if rec is not None:
+            rec.at(inst.iid, len(inst.rows), now)
 
     def follow_ups(self, finished: list[int], now: float) -> list:
         """Arrival events of the requests that `finished` requests cause (sessions, closed loop)."""
@@ -188,6 +195,7 @@ class Deployment:
         start its next iteration and issue the follow-ups of the requests it finished."""
         finished, handed = inst.complete(now)
         nxt = self.hand_off(now, inst, handed) if handed else []
+        self._record_at(inst, now)
         dur = inst.start(now)
         if dur is not None:
             nxt.append((now + dur, inst.end_event))

@@ -97,7 +97,11 @@ class KVTransfers:
         self.bytes_moved += float(fl.size.sum())
         if self.counter is not None:
             self.counter.add_flows(fl.src, fl.dst, fl.size, fl.tag)
-        fin = self.timer.finish(fl) - shift
+        rec = self.timer.recorder
+        key = ("kv", id(self), rec.groups) if rec is not None else None
+        fin = self.timer.finish(fl, record=(key, "kv_transfer") if rec is not None else None) - shift
+        if rec is not None:
+            rec.use(key, offset_s=-shift)
         np.maximum.at(out, own, fin)
         return np.maximum(out, 0.0)
 
@@ -182,6 +186,9 @@ class PDDeployment(DisaggDeployment):
             dsts.append(rank_gpus(d_inst, d_inst.ranks.index(d_rank)))
             ctxs.append(st.ctx_len[rid])
             targets.append((d_inst, d_rank))
+        rec = self.ctx.shared.get("flow_recorder")
+        if rec is not None:  # KV flows start from the end of the prefill iteration
+            rec.at(p_inst.iid, len(p_inst.rows) - 1, now)
         dt = self.kv.finish(srcs, dsts, ctxs, iteration_s)
         out = []
         for rid, (d_inst, d_rank), t in zip(rids, targets, dt.tolist(), strict=True):

@@ -1,0 +1,277 @@
+"""Flow traces: the flows a run put on the fabric, with the completion times the backend gave
+them, kept for replay on another fabric (flows.parquet, `cosim-replay`).
+
+The network knows nothing of LLMs: callers label what they hand in (a traffic class, a layer,
+a micro-batch) and say where they are in the run (`at`: instance, iteration, time zero).
+
+A *pattern* is one batch of flows the backend timed (its flows with start offsets relative to
+the batch's time zero, and the completion times returned). A *group* is one use of a pattern
+at a point in the run: the flows of that batch, shifted to the group's time zero. A serving
+run reuses patterns (every MoE layer of an iteration carries the same traffic; iterations on
+one token grid point send the same flows), so a group stands for `layers` identical layers
+(layer = -1) and its rows repeat the pattern's: one row per flow per group, identical layers
+aggregated. Groups of one pattern have identical relative flows, so a replay times each
+pattern once.
+
+Columns of flows.parquet (one row per flow of a group):
+
+    group          int32   group id (one network request of the run, at one point in it)
+    pattern        int32   pattern id: groups with the same pattern carry identical flows
+    instance       int32   serving instance whose iteration sent it (-1: none)
+    iteration      int32   that instance's iteration index
+    layer          int16   layer of the flow (-1: the group stands for `layers` identical layers)
+    layers         int16   identical layers the group stands for
+    micro_batch    int16   micro-batch (-1: none)
+    traffic_class  string  a2f | f2a | ep_dispatch | ep_combine | allreduce | kv_transfer
+    tag            string  the generator's FlowTag (cosim.traffic.tags), lower case
+    src, dst       int32   global GPU index on the recorded topology
+    bytes          int64   bytes of the flow
+    group_start_s  float64 the group's time zero, seconds of simulated time
+    start_offset_s float64 flow start relative to group_start_s (what the backend was given)
+    start_s        float64 group_start_s + start_offset_s
+    completion_s   float64 group_start_s + the backend's completion time of the flow
+    backend        string  the backend that timed it (analytical | ns3)
+
+The file's schema metadata (key `cosim.flows`, JSON) holds the topology it ran on (resolved
+config, graph name, size, digest), the backend variant, the result-cache size grid and
+anything the caller adds (launch overhead, network mode, deployment).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Hashable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from cosim.network.flows import FlowBatch
+
+SCHEMA_VERSION = 1
+METADATA_KEY = b"cosim.flows"
+TRAFFIC_CLASSES = ("a2f", "f2a", "ep_dispatch", "ep_combine", "allreduce", "kv_transfer")
+COLUMNS = ("group", "pattern", "instance", "iteration", "layer", "layers", "micro_batch",
+           "traffic_class", "tag", "src", "dst", "bytes", "group_start_s", "start_offset_s",
+           "start_s", "completion_s", "backend")
+AGGREGATION = ("one row per flow per group; a group with layer = -1 stands for `layers` "
+               "identical layers (the same flows at every MoE layer of the iteration), which "
+               "are not repeated as rows")
+
+
+@dataclass(frozen=True)
+class _Pattern:
+    flows: FlowBatch
+    finish: np.ndarray  # float64 per flow, origin of flows.start
+    cls: np.ndarray  # int8 index into TRAFFIC_CLASSES, per flow
+    layer: np.ndarray  # int16 per flow (-1: aggregated)
+    micro_batch: np.ndarray  # int16 per flow (-1: the use's)
+    backend: str
+
+
+def _per_flow(value: Any, n: int, dtype: Any, default: int = -1) -> np.ndarray:
+    if value is None:
+        return np.full(n, default, dtype=dtype)
+    arr = np.asarray(value)
+    if arr.ndim == 0:
+        return np.full(n, arr, dtype=dtype)
+    return arr.astype(dtype)
+
+
+class FlowRecorder:
+    """Collects the patterns a run's backend timed and the groups (uses) of them.
+
+    Cheap while the run goes: a pattern is kept once (its arrays are referenced, not copied);
+    a use is one tuple. `table()` expands the uses into one row per flow.
+    """
+
+    def __init__(self, tag_names: Mapping[int, str] | None = None):
+        self.tag_names = dict(tag_names or {})
+        self._index: dict[Hashable, int] = {}
+        self._patterns: list[_Pattern] = []
+        # per use: pattern, instance, iteration, group time zero, layers, micro-batch
+        self._uses: list[tuple[int, int, int, float, int, int]] = []
+        self.instance = -1
+        self.iteration = -1
+        self.t0 = 0.0
+
+    # --- while the run goes --------------------------------------------------------------------
+    def at(self, instance: int, iteration: int, t0: float) -> None:
+        """Where the run is: the next uses belong to `instance`'s iteration starting at t0."""
+        self.instance, self.iteration, self.t0 = int(instance), int(iteration), float(t0)
+
+    def known(self, key: Hashable) -> bool:
+        return key in self._index
+
+    def pattern(self, key: Hashable, flows: FlowBatch, finish: np.ndarray, traffic_class: Any,
+                backend: str, layer: Any = None, micro_batch: Any = None) -> None:
+        """Keep a batch the backend timed under `key` (its first timing wins).
+
+        traffic_class: one name of TRAFFIC_CLASSES, or an index array per flow.
+        """
+        if key in self._index or len(flows) == 0:
+            return
+        n = len(flows)
+        if isinstance(traffic_class, str):
+            cls = np.full(n, TRAFFIC_CLASSES.index(traffic_class), dtype=np.int8)
+        else:
+            cls = np.asarray(traffic_class, dtype=np.int8)
+        fin = np.asarray(finish, dtype=np.float64)
+        if fin.shape != (n,) or cls.shape != (n,):
+            raise ValueError(f"flow record {key!r}: {n} flows, {fin.shape} finish times, "
+                             f"{cls.shape} classes")
+        self._index[key] = len(self._patterns)
+        self._patterns.append(_Pattern(flows, fin, cls, _per_flow(layer, n, np.int16),
+                                       _per_flow(micro_batch, n, np.int16), str(backend)))
+
+    def use(self, key: Hashable, layers: int = 1, micro_batch: int = -1,
+            offset_s: float = 0.0) -> None:
+        """One group of pattern `key` at the current point (`at`), time zero t0 + offset_s.
+        Keys never recorded (empty batches) are ignored."""
+        p = self._index.get(key)
+        if p is None:
+            return
+        t0 = self.t0 + offset_s if offset_s else self.t0
+        self._uses.append((p, self.instance, self.iteration, t0, int(layers), int(micro_batch)))
+
+    @property
+    def groups(self) -> int:
+        return len(self._uses)
+
+    @property
+    def rows(self) -> int:
+        return int(sum(len(self._patterns[u[0]].flows) for u in self._uses))
+
+    # --- at the end ----------------------------------------------------------------------------
+    def table(self, metadata: Mapping[str, Any] | None = None) -> pa.Table:
+        """The recorded groups, one row per flow, with `metadata` in the schema (JSON)."""
+        pats = self._patterns
+        sizes = np.array([len(p.flows) for p in pats], dtype=np.int64)
+        off = np.zeros(len(pats) + 1, dtype=np.int64)
+        off[1:] = np.cumsum(sizes)
+
+        def cat(get, dtype):
+            if not pats:
+                return np.zeros(0, dtype=dtype)
+            return np.concatenate([np.asarray(get(p)) for p in pats]).astype(dtype)
+
+        src = cat(lambda p: p.flows.src, np.int32)
+        dst = cat(lambda p: p.flows.dst, np.int32)
+        size = cat(lambda p: p.flows.size, np.int64)
+        start = cat(lambda p: p.flows.start, np.float64)
+        tag = cat(lambda p: p.flows.tag, np.int32)
+        fin = cat(lambda p: p.finish, np.float64)
+        cls = cat(lambda p: p.cls, np.int8)
+        layer = cat(lambda p: p.layer, np.int16)
+        mb = cat(lambda p: p.micro_batch, np.int16)
+        backends = sorted({p.backend for p in pats})
+        bk = cat(lambda p: np.full(len(p.flows), backends.index(p.backend), np.int8), np.int8)
+
+        u = np.array(self._uses, dtype=np.float64).reshape(-1, 6)
+        upat = u[:, 0].astype(np.int64)
+        n_per = sizes[upat] if len(u) else np.zeros(0, dtype=np.int64)
+        owner = np.repeat(np.arange(len(u)), n_per)
+        uoff = np.zeros(len(u) + 1, dtype=np.int64)
+        uoff[1:] = np.cumsum(n_per)
+        idx = off[upat][owner] + (np.arange(int(uoff[-1])) - uoff[:-1][owner])
+        t0 = np.array([x[3] for x in self._uses], dtype=np.float64)[owner]
+        use_mb = u[:, 5].astype(np.int16)[owner]
+        mb_rows = np.where(mb[idx] >= 0, mb[idx], use_mb)
+        tag_vals = np.unique(tag) if tag.size else np.zeros(0, np.int32)
+        tag_dict = [self.tag_names.get(int(t), str(int(t))) for t in tag_vals]
+        # pattern ids numbered densely over the patterns some group uses
+        used, dense = np.unique(upat, return_inverse=True)
+        cols = {
+            "group": pa.array(owner.astype(np.int32)),
+            "pattern": pa.array(dense.ravel()[owner].astype(np.int32)),
+            "instance": pa.array(u[:, 1].astype(np.int32)[owner]),
+            "iteration": pa.array(u[:, 2].astype(np.int32)[owner]),
+            "layer": pa.array(layer[idx]),
+            "layers": pa.array(u[:, 4].astype(np.int16)[owner]),
+            "micro_batch": pa.array(mb_rows.astype(np.int16)),
+            "traffic_class": pa.DictionaryArray.from_arrays(
+                pa.array(cls[idx].astype(np.int8)), pa.array(list(TRAFFIC_CLASSES))),
+            "tag": pa.DictionaryArray.from_arrays(
+                pa.array(np.searchsorted(tag_vals, tag[idx]).astype(np.int32)),
+                pa.array(tag_dict, type=pa.string())),
+            "src": pa.array(src[idx]),
+            "dst": pa.array(dst[idx]),
+            "bytes": pa.array(size[idx]),
+            "group_start_s": pa.array(t0),
+            "start_offset_s": pa.array(start[idx]),
+            "start_s": pa.array(t0 + start[idx]),
+            "completion_s": pa.array(t0 + fin[idx]),
+            "backend": pa.DictionaryArray.from_arrays(pa.array(bk[idx]),
+                                                      pa.array(backends, type=pa.string())),
+        }
+        meta = {"schema_version": SCHEMA_VERSION, "aggregation": AGGREGATION,
+                "groups": len(self._uses), "patterns": int(used.size), "rows": int(owner.size),
+                **dict(metadata or {})}
+        table = pa.table(cols)
+        return table.replace_schema_metadata({METADATA_KEY: json.dumps(meta, default=str)})
+
+
+class FlowTraceError(ValueError):
+    """A flows.parquet file that cannot be read as a flow trace (the message names it)."""
+
+
+@dataclass(frozen=True)
+class FlowTrace:
+    """A flows.parquet read back: its columns (numpy) and its metadata."""
+
+    columns: dict[str, np.ndarray]
+    metadata: dict
+
+    @property
+    def rows(self) -> int:
+        return int(self.columns["group"].shape[0])
+
+
+def write_flow_trace(table: pa.Table, path: str | Path) -> None:
+    """Write `table` to `path` (zstd-compressed parquet). Callers stage it atomically."""
+    pq.write_table(table, str(path), compression="zstd")
+
+
+def read_flow_trace(path: str | Path) -> FlowTrace:
+    """Read a flows.parquet; FlowTraceError (one line naming the file) if it is not one."""
+    p = Path(path)
+    if not p.is_file():
+        raise FlowTraceError(f"{p}: no such file")
+    try:
+        table = pq.read_table(str(p))
+    except Exception as e:  # pyarrow raises several types for a damaged file
+        raise FlowTraceError(f"{p}: not a readable parquet file ({type(e).__name__}: "
+                             f"{str(e).splitlines()[0] if str(e) else ''})") from None
+    raw = (table.schema.metadata or {}).get(METADATA_KEY)
+    if raw is None:
+        raise FlowTraceError(f"{p}: no cosim flow-trace metadata (key {METADATA_KEY.decode()}); "
+                             "write it with output.flows=true")
+    try:
+        meta = json.loads(raw)
+    except ValueError:
+        raise FlowTraceError(f"{p}: metadata {METADATA_KEY.decode()} is not JSON") from None
+    if meta.get("schema_version") != SCHEMA_VERSION:
+        raise FlowTraceError(f"{p}: flow-trace schema {meta.get('schema_version')!r}, this cosim "
+                             f"reads {SCHEMA_VERSION}")
+    missing = [c for c in COLUMNS if c not in table.column_names]
+    if missing:
+        raise FlowTraceError(f"{p}: missing column {missing[0]!r}")
+    cols: dict[str, np.ndarray] = {}
+    for c in COLUMNS:
+        col = table.column(c)
+        if pa.types.is_dictionary(col.type):
+            col = col.cast(pa.string())
+        arr = col.to_numpy(zero_copy_only=False)
+        if col.null_count:
+            raise FlowTraceError(f"{p}: column {c!r} has {col.null_count} missing values")
+        cols[c] = arr
+    for c in ("bytes",):
+        if cols[c].size and cols[c].min() < 0:
+            raise FlowTraceError(f"{p}: column {c!r} has a negative value")
+    for c in ("group_start_s", "start_offset_s", "completion_s"):
+        if cols[c].size and not np.all(np.isfinite(cols[c])):
+            raise FlowTraceError(f"{p}: column {c!r} has a non-finite value")
+    return FlowTrace(cols, meta)
