@@ -15,6 +15,7 @@ GENERATORS = {
     "compare_aiconfigurator": "docs/search.md",
     "steady_state_example": "docs/serving.md",
     "placement_example": "docs/placement.md",
+    "gen_afd_pricing_doc": "docs/deployments/afd.md",
 }
 
 
