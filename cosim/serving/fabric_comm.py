@@ -162,6 +162,7 @@ class FabricComm:
         self._phase: dict[tuple, float] = {}  # per grid point: seconds of one layer's phase
         self._iter: dict[int, tuple[float, int]] = {}  # tokens -> (seconds, flow-batch lookups)
         self._stream: EPTokenStream | None = None  # built on the first EP phase
+        self._bytes: dict[int, dict[str, tuple[float, float]]] = {}  # link_bytes memo
         self.flow_batches = 0
 
     @classmethod
@@ -236,6 +237,14 @@ class FabricComm:
         if t is not None:
             self.lookups.memo += 1
             return t
+        flows = self._ar_flows(group_tokens)
+        if len(flows) == 0:
+            self.lookups.memo += 1
+        t = self._phase[key] = self._makespan(flows)
+        return t
+
+    def _ar_flows(self, group_tokens: int):
+        """Flows of one layer's TP all-reduces (every attention-DP group's `group_tokens`)."""
         from cosim.network.flows import FlowBatch
         from cosim.traffic.allreduce import (
             nvls_allreduce_flows,
@@ -255,11 +264,39 @@ class FabricComm:
                 batches.append(ring_allreduce_flows(size, rail_rings(grp, self.gpn, 1)))
             else:
                 batches.append(ring_allreduce_flows(size, [grp]))
-        flows = FlowBatch.concat(batches)
-        if len(flows) == 0:
-            self.lookups.memo += 1
-        t = self._phase[key] = self._makespan(flows)
-        return t
+        return FlowBatch.concat(batches)
+
+    def link_bytes(self, tokens: int) -> dict[str, tuple[float, float]]:
+        """Bytes of one iteration of `tokens` tokens per traffic class (ep_dispatch,
+        ep_combine, allreduce), as (NVLink, scale-out) by the flows' endpoints, all layers:
+        the flows `breakdown` times (same token grid), without the network."""
+        hit = self._bytes.get(tokens)
+        if hit is not None:
+            return hit
+        from cosim.network.fabric import domain_bytes
+        from cosim.traffic.ep_alltoall import token_bytes
+
+        out: dict[str, tuple[float, float]] = {}
+        s, lay = self.shape, self.layout
+        if tokens > 0 and lay.ep > 1 and s.num_moe_layers:
+            if self._stream is None:
+                self._stream = EPTokenStream(self.ep_gpus, s.num_experts, s.topk, self.gpn,
+                                             self.mode, imbalance=self.imbalance, seed=self.seed,
+                                             num_groups=self.num_groups,
+                                             topk_groups=self.topk_groups)
+            src, dst, tok, _ = self._stream.counts(grid_up(-(-tokens // lay.attention_gpus),
+                                                           self.grid))
+            for name, dtype in (("ep_dispatch", self.dispatch_dtype),
+                                ("ep_combine", self.combine_dtype)):
+                nv, so = domain_bytes(src, dst, tok * token_bytes(s.hidden, dtype), self.gpn)
+                out[name] = (nv * s.num_moe_layers, so * s.num_moe_layers)
+        if tokens > 0 and lay.tp > 1:
+            fl = self._ar_flows(grid_up(-(-tokens // lay.dp), self.grid))
+            nv, so = domain_bytes(fl.src, fl.dst, fl.size, self.gpn)
+            n = s.num_layers + s.num_dense_layers
+            out["allreduce"] = (nv * n, so * n)
+        self._bytes[tokens] = out
+        return out
 
     def breakdown(self, tokens: int) -> dict[str, float]:
         """Seconds per pattern for one iteration of `tokens` tokens (all layers)."""

@@ -24,6 +24,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from cosim.model.layout import ParallelLayout
 from cosim.serving.deployments.placement import TrafficBytes
 from cosim.serving.events import IterationEnd, RequestArrival
@@ -222,7 +224,26 @@ class Deployment:
             frac = float(it["comm_s"].sum()) / dur if dur > 0 else 0.0
         return {"kv_transfer_ms_p50": None, "kv_transfer_ms_p99": None, "kv_transfers": None,
                 "attention_busy": None, "ffn_busy": None, "comm_exposed_fraction": frac,
-                "traffic_bytes": self.traffic_bytes.to_dict()}
+                "traffic_bytes": self.traffic_bytes_summary()}
+
+    def traffic_bytes_summary(self) -> dict[str, dict[str, float]]:
+        """summary.json `traffic_bytes`: the flows the deployment sent between roles (A2F/F2A,
+        KV), counted as they went, and the instances' own EP dispatch/combine and TP
+        all-reduce bytes, from their iterations' token counts (the comm model's link_bytes;
+        none under deployment.comm.model=none). docs/placement.md."""
+        out = TrafficBytes(self.traffic_bytes.g)
+        for cls, (nv, so) in self.traffic_bytes.totals.items():
+            out.add(cls, nv, so)
+        for inst in self.instances:
+            link_bytes = getattr(getattr(inst.cost, "comm", None), "link_bytes", None)
+            if link_bytes is None or not inst.rows:
+                continue
+            rows = np.asarray([(r[4], r[5]) for r in inst.rows], dtype=np.int64)
+            tokens, counts = np.unique(rows.sum(axis=1), return_counts=True)
+            for t, c in zip(tokens.tolist(), counts.tolist(), strict=True):
+                for cls, (nv, so) in link_bytes(int(t)).items():
+                    out.add(cls, nv, so, c)
+        return out.to_dict()
 
     def request_columns(self) -> dict[str, Any]:
         """Extra requests.parquet columns (arrays indexed by request id)."""
