@@ -16,6 +16,7 @@ GENERATORS = {
     "steady_state_example": "docs/serving.md",
     "placement_example": "docs/placement.md",
     "gen_afd_pricing_doc": "docs/deployments/afd.md",
+    "heterogeneous_example": "docs/heterogeneous_roles.md",
 }
 
 
