@@ -184,3 +184,20 @@ def test_chunked_ep_bytes_leave_the_server_only_when_the_ep_group_does(layout, c
     ratio = (c["nvlink_bytes"] + c["scale_out_bytes"]) / (d["nvlink_bytes"] + d["scale_out_bytes"])
     assert ratio == pytest.approx(2 * 7168 / (7168 + 7168 // 128 * 4))
     assert "a2f" not in s["traffic_bytes"] and "kv_transfer" not in s["traffic_bytes"]
+
+
+def test_cli_bad_placement_is_one_line_and_exit_2(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).parents[1]))
+    p = subprocess.run([sys.executable, "-c", "from cosim.cli import main; main()", "deployment=afd",
+                        "deployment.placement.ffn=[8,9,10,11,12,13,14,99]",
+                        "workload.num_requests=4", "output.progress=false",
+                        f"hydra.run.dir={tmp_path}"],
+                       capture_output=True, text=True, env=env, timeout=300)
+    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+    assert p.returncode == 2 and len(lines) == 1, p.stderr[-2000:]
+    assert "deployment.placement.ffn: GPU 99 is outside the topology" in lines[0]

@@ -162,7 +162,7 @@ class FabricComm:
         self._phase: dict[tuple, float] = {}  # per grid point: seconds of one layer's phase
         self._iter: dict[int, tuple[float, int]] = {}  # tokens -> (seconds, flow-batch lookups)
         self._stream: EPTokenStream | None = None  # built on the first EP phase
-        self._bytes: dict[int, dict[str, tuple[float, float]]] = {}  # link_bytes memo
+        self._bytes: dict[tuple, dict[str, tuple[float, float]]] = {}  # link_bytes, per grid point
         self.flow_batches = 0
 
     @classmethod
@@ -270,32 +270,37 @@ class FabricComm:
         """Bytes of one iteration of `tokens` tokens per traffic class (ep_dispatch,
         ep_combine, allreduce), as (NVLink, scale-out) by the flows' endpoints, all layers:
         the flows `breakdown` times (same token grid), without the network."""
-        hit = self._bytes.get(tokens)
-        if hit is not None:
-            return hit
         from cosim.network.fabric import domain_bytes
         from cosim.traffic.ep_alltoall import token_bytes
 
         out: dict[str, tuple[float, float]] = {}
         s, lay = self.shape, self.layout
         if tokens > 0 and lay.ep > 1 and s.num_moe_layers:
-            if self._stream is None:
-                self._stream = EPTokenStream(self.ep_gpus, s.num_experts, s.topk, self.gpn,
-                                             self.mode, imbalance=self.imbalance, seed=self.seed,
-                                             num_groups=self.num_groups,
-                                             topk_groups=self.topk_groups)
-            src, dst, tok, _ = self._stream.counts(grid_up(-(-tokens // lay.attention_gpus),
-                                                           self.grid))
-            for name, dtype in (("ep_dispatch", self.dispatch_dtype),
-                                ("ep_combine", self.combine_dtype)):
-                nv, so = domain_bytes(src, dst, tok * token_bytes(s.hidden, dtype), self.gpn)
-                out[name] = (nv * s.num_moe_layers, so * s.num_moe_layers)
+            t = grid_up(-(-tokens // lay.attention_gpus), self.grid)
+            hit = self._bytes.get(("ep", t))
+            if hit is None:
+                if self._stream is None:
+                    self._stream = EPTokenStream(self.ep_gpus, s.num_experts, s.topk, self.gpn,
+                                                 self.mode, imbalance=self.imbalance,
+                                                 seed=self.seed, num_groups=self.num_groups,
+                                                 topk_groups=self.topk_groups)
+                src, dst, tok, _ = self._stream.counts(t)
+                hit = {}
+                for name, dtype in (("ep_dispatch", self.dispatch_dtype),
+                                    ("ep_combine", self.combine_dtype)):
+                    nv, so = domain_bytes(src, dst, tok * token_bytes(s.hidden, dtype), self.gpn)
+                    hit[name] = (nv * s.num_moe_layers, so * s.num_moe_layers)
+                self._bytes[("ep", t)] = hit
+            out.update(hit)
         if tokens > 0 and lay.tp > 1:
-            fl = self._ar_flows(grid_up(-(-tokens // lay.dp), self.grid))
-            nv, so = domain_bytes(fl.src, fl.dst, fl.size, self.gpn)
-            n = s.num_layers + s.num_dense_layers
-            out["allreduce"] = (nv * n, so * n)
-        self._bytes[tokens] = out
+            gt = grid_up(-(-tokens // lay.dp), self.grid)
+            hit = self._bytes.get(("ar", gt))
+            if hit is None:
+                fl = self._ar_flows(gt)
+                nv, so = domain_bytes(fl.src, fl.dst, fl.size, self.gpn)
+                n = s.num_layers + s.num_dense_layers
+                hit = self._bytes[("ar", gt)] = {"allreduce": (nv * n, so * n)}
+            out.update(hit)
         return out
 
     def breakdown(self, tokens: int) -> dict[str, float]:
