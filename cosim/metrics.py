@@ -133,6 +133,13 @@ def _network_fields(network: dict | None) -> dict:
     return out
 
 
+def _price(dep: Any, cfg: Any) -> float | None:
+    """USD per GPU-hour of the deployment's GPUs (its roles' kinds: Deployment.usd_per_gpu_hour),
+    else the run's hardware price."""
+    fn = getattr(dep, "usd_per_gpu_hour", None)
+    return fn() if callable(fn) else getattr(cfg.hardware, "usd_per_gpu_hour", None)
+
+
 def cost_fields(usd_per_gpu_hour: float | None, num_gpus: int, output_tok_s: float) -> dict:
     """usd_per_hour (the deployment's GPUs at the hardware's price per GPU-hour) and
     usd_per_mtok (US dollars per million output tokens at the run's output tokens/s); None
@@ -226,7 +233,7 @@ def summarize(ctx: Any, dep: Any, req: pd.DataFrame, it: pd.DataFrame, wall_s: f
         "workload_notes": dict(ctx.table.notes),
     }
     if not dep.feasible:
-        base.update(cost_fields(getattr(cfg.hardware, "usd_per_gpu_hour", None),
+        base.update(cost_fields(_price(dep, cfg),
                                 int(dep.num_gpus), math.nan))
         base.update(_network_fields(network))
         base.update(dep.summary_extras(req, it))
@@ -247,7 +254,7 @@ def summarize(ctx: Any, dep: Any, req: pd.DataFrame, it: pd.DataFrame, wall_s: f
     base.update({
         "requests_completed": int(done.sum()),
         **fig,
-        **cost_fields(getattr(cfg.hardware, "usd_per_gpu_hour", None), int(dep.num_gpus),
+        **cost_fields(_price(dep, cfg), int(dep.num_gpus),
                       fig["output_tok_s"]),
         "preemptions": int(req["preemptions"].sum()),
         "kv_admission_stalls": int(sum(getattr(r, "kv_stalls", 0) for inst in dep.instances

@@ -17,6 +17,8 @@ GENERATORS = {
     "placement_example": "docs/placement.md",
     "profiles_table": "docs/serving.md",
     "gen_traces_doc": "docs/traces.md",
+    "gen_afd_pricing_doc": "docs/deployments/afd.md",
+    "heterogeneous_example": "docs/heterogeneous_roles.md",
 }
 
 

@@ -152,3 +152,52 @@ def test_pd_afd_places_the_units_after_the_prefill_gpus_and_sends_kv_to_them():
     with pytest.raises(ConfigError, match=r"^deployment\.placement\.attention: GPU 3 is also placed "
                                           r"for the prefill instances"):
         pd_afd(["deployment.placement.attention=[3,8]"])
+
+
+def test_alpha_beta_link_bytes_by_hand():
+    from cosim.model.layout import ParallelLayout
+    from cosim.serving.comm import AlphaBetaComm, LinkFigures, TrafficShape, expected_remote_ranks
+
+    shape = TrafficShape(hidden=128, num_layers=4, num_moe_layers=3, num_dense_layers=1,
+                         num_experts=16, topk=2)
+    links = LinkFigures(1e11, 1e-6, 5e10, 2e-6, gpus_per_node=4)
+    c = AlphaBetaComm(ParallelLayout(tp=8, dp=1, ep=8), shape, links, dispatch_dtype="bfloat16",
+                      combine_dtype="bfloat16", activation_dtype="bfloat16")
+    out = c.link_bytes(80)
+    ep_total = 80 * expected_remote_ranks(8, 2) * 256 * 3  # tokens x remote ranks x bf16 x layers
+    assert sum(out["ep_dispatch"]) == pytest.approx(ep_total)
+    assert out["ep_dispatch"][0] == pytest.approx(ep_total * 3 / 7)  # 3 of 7 peers on the server
+    ar_total = 2 * 7 / 8 * 80 * 256 * 8 * (4 + 1)  # ring: 2(tp-1)/tp x bytes on each of 8 GPUs
+    assert sum(out["allreduce"]) == pytest.approx(ar_total)
+    assert out["allreduce"][1] == pytest.approx(ar_total * 2 / 8)  # 2 of the 8 ring edges cross
+    assert c.link_bytes(0) == {}
+
+
+@pytest.mark.parametrize("layout, crosses", [(["deployment.layout.dp=8", "deployment.layout.ep=8"], False),
+                                             (["deployment.layout.dp=16", "deployment.layout.ep=16"], True)])
+def test_chunked_ep_bytes_leave_the_server_only_when_the_ep_group_does(layout, crosses):
+    cfg = config([*FIXED, "workload.num_requests=16", "workload.arrival.users=16", *layout])
+    s = run_simulation(cfg, step_cost_factory=toy_factory(TOY)).summary
+    d, c = s["traffic_bytes"]["ep_dispatch"], s["traffic_bytes"]["ep_combine"]
+    assert d["nvlink_bytes"] > 0 and (d["scale_out_bytes"] > 0) == crosses
+    # the same token copies travel both ways: combine (bf16) / dispatch (fp8 + scales) bytes
+    ratio = (c["nvlink_bytes"] + c["scale_out_bytes"]) / (d["nvlink_bytes"] + d["scale_out_bytes"])
+    assert ratio == pytest.approx(2 * 7168 / (7168 + 7168 // 128 * 4))
+    assert "a2f" not in s["traffic_bytes"] and "kv_transfer" not in s["traffic_bytes"]
+
+
+def test_cli_bad_placement_is_one_line_and_exit_2(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).parents[1]))
+    p = subprocess.run([sys.executable, "-c", "from cosim.cli import main; main()", "deployment=afd",
+                        "deployment.placement.ffn=[8,9,10,11,12,13,14,99]",
+                        "workload.num_requests=4", "output.progress=false",
+                        f"hydra.run.dir={tmp_path}"],
+                       capture_output=True, text=True, env=env, timeout=300)
+    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+    assert p.returncode == 2 and len(lines) == 1, p.stderr[-2000:]
+    assert "deployment.placement.ffn: GPU 99 is outside the topology" in lines[0]

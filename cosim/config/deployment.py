@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cosim.config.deployment_disagg import validate_disagg
+from cosim.config.hardware import HardwareConfig
 from cosim.errors import require
 from cosim.model.layout import ParallelLayout
 from cosim.serving.deployments import known_deployments
@@ -187,12 +188,17 @@ class RoleConfig:
     count: int = 1
     layout: LayoutConfig = field(default_factory=LayoutConfig)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    # The role's own GPU kind (heterogeneous roles), composed from the hardware group:
+    # `+hardware@deployment.roles.ffn.hardware=b200`. None: the run's `hardware`.
+    hardware: HardwareConfig | None = None
 
     def validate(self, prefix: str) -> None:
         require(isinstance(self.count, int) and self.count >= 1, f"{prefix}.count",
                 f"must be an integer >= 1, got {self.count!r}")
         self.layout.validate(f"{prefix}.layout")
         self.scheduler.validate(f"{prefix}.scheduler")
+        if self.hardware is not None:
+            self.hardware.validate(f"{prefix}.hardware")
 
 
 @dataclass

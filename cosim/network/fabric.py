@@ -210,6 +210,16 @@ def link_bytes(graph: FabricGraph, src: np.ndarray, dst: np.ndarray,
     return np.bincount(ids, weights=per_entry, minlength=graph.num_links)
 
 
+def domain_bytes(src: np.ndarray, dst: np.ndarray, size: np.ndarray,
+                 gpus_per_node: int) -> tuple[float, float]:
+    """(bytes of the flows whose endpoints share an NVLink domain, bytes of those that cross
+    servers): GPU g is in domain g // gpus_per_node. By endpoints, whatever the route."""
+    g = max(int(gpus_per_node), 1)
+    intra = (np.asarray(src) // g) == (np.asarray(dst) // g)
+    sz = np.asarray(size, dtype=np.float64)
+    return float(sz[intra].sum()), float(sz[~intra].sum())
+
+
 def link_class_rates(graph: FabricGraph, flows: FlowBatch, latency_s: float) -> dict[str, Any]:
     """Per-GPU egress bytes over NVLink and NIC up-links, and GB/s over latency_s."""
     per_link = link_bytes(graph, flows.src, flows.dst, flows.size)

@@ -196,5 +196,28 @@ class AlphaBetaComm:
         self.phases += 1
         return sum(self.breakdown(tokens).values())
 
+    def link_bytes(self, tokens: int) -> dict[str, tuple[float, float]]:
+        """Bytes of one iteration per traffic class, (NVLink, scale-out), all layers, from the
+        same expectations `breakdown` prices: EP bytes split by `ep_local_frac`; a TP ring
+        inside one server on NVLink, across servers with one edge per server on the NICs."""
+        out: dict[str, tuple[float, float]] = {}
+        if tokens <= 0:
+            return out
+        s, lay = self.shape, self.layout
+        if lay.ep > 1 and s.num_moe_layers:
+            f = self.ep_local_frac
+            for name, b in (("ep_dispatch", self.dispatch_b), ("ep_combine", self.combine_b)):
+                total = tokens * self.remote * b * s.num_moe_layers
+                out[name] = (total * f, total * (1.0 - f))
+        if lay.tp > 1:
+            tp = lay.tp
+            total = (2 * (tp - 1) / tp * tokens / lay.dp * self.ar_b * tp * lay.dp
+                     * (s.num_layers + s.num_dense_layers))
+            gpn = max(1, self.links.gpus_per_node)
+            servers = -(-tp // gpn)
+            cross = servers / tp if servers > 1 else 0.0
+            out["allreduce"] = (total * (1.0 - cross), total * cross)
+        return out
+
     def stats(self) -> dict:
         return {"comm_model": self.name}

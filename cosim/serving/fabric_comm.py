@@ -165,6 +165,7 @@ class FabricComm:
         self.recorder = recorder
         self._groups: list[tuple] = []
         self._stream: EPTokenStream | None = None  # built on the first EP phase
+        self._bytes: dict[tuple, dict[str, tuple[float, float]]] = {}  # link_bytes, per grid point
         self.flow_batches = 0
 
     @classmethod
@@ -245,6 +246,14 @@ class FabricComm:
         if t is not None:
             self.lookups.memo += 1
             return t
+        flows = self._ar_flows(group_tokens)
+        if len(flows) == 0:
+            self.lookups.memo += 1
+        t = self._phase[key] = self._makespan(flows, key, "allreduce")
+        return t
+
+    def _ar_flows(self, group_tokens: int):
+        """Flows of one layer's TP all-reduces (every attention-DP group's `group_tokens`)."""
         from cosim.network.flows import FlowBatch
         from cosim.traffic.allreduce import (
             nvls_allreduce_flows,
@@ -264,11 +273,44 @@ class FabricComm:
                 batches.append(ring_allreduce_flows(size, rail_rings(grp, self.gpn, 1)))
             else:
                 batches.append(ring_allreduce_flows(size, [grp]))
-        flows = FlowBatch.concat(batches)
-        if len(flows) == 0:
-            self.lookups.memo += 1
-        t = self._phase[key] = self._makespan(flows, key, "allreduce")
-        return t
+        return FlowBatch.concat(batches)
+
+    def link_bytes(self, tokens: int) -> dict[str, tuple[float, float]]:
+        """Bytes of one iteration of `tokens` tokens per traffic class (ep_dispatch,
+        ep_combine, allreduce), as (NVLink, scale-out) by the flows' endpoints, all layers:
+        the flows `breakdown` times (same token grid), without the network."""
+        from cosim.network.fabric import domain_bytes
+        from cosim.traffic.ep_alltoall import token_bytes
+
+        out: dict[str, tuple[float, float]] = {}
+        s, lay = self.shape, self.layout
+        if tokens > 0 and lay.ep > 1 and s.num_moe_layers:
+            t = grid_up(-(-tokens // lay.attention_gpus), self.grid)
+            hit = self._bytes.get(("ep", t))
+            if hit is None:
+                if self._stream is None:
+                    self._stream = EPTokenStream(self.ep_gpus, s.num_experts, s.topk, self.gpn,
+                                                 self.mode, imbalance=self.imbalance,
+                                                 seed=self.seed, num_groups=self.num_groups,
+                                                 topk_groups=self.topk_groups)
+                src, dst, tok, _ = self._stream.counts(t)
+                hit = {}
+                for name, dtype in (("ep_dispatch", self.dispatch_dtype),
+                                    ("ep_combine", self.combine_dtype)):
+                    nv, so = domain_bytes(src, dst, tok * token_bytes(s.hidden, dtype), self.gpn)
+                    hit[name] = (nv * s.num_moe_layers, so * s.num_moe_layers)
+                self._bytes[("ep", t)] = hit
+            out.update(hit)
+        if tokens > 0 and lay.tp > 1:
+            gt = grid_up(-(-tokens // lay.dp), self.grid)
+            hit = self._bytes.get(("ar", gt))
+            if hit is None:
+                fl = self._ar_flows(gt)
+                nv, so = domain_bytes(fl.src, fl.dst, fl.size, self.gpn)
+                n = s.num_layers + s.num_dense_layers
+                hit = self._bytes[("ar", gt)] = {"allreduce": (nv * n, so * n)}
+            out.update(hit)
+        return out
 
     def breakdown(self, tokens: int) -> dict[str, float]:
         """Seconds per pattern for one iteration of `tokens` tokens (all layers)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -115,6 +116,24 @@ def make_comm_factory(cfg: Any, spec: Any, notes: dict) -> tuple[CommFactory, di
     return alpha_beta, shared
 
 
+def role_step_costs(cfg: Any, spec: Any, custom: StepCostFactory | None):
+    """(hardware, layout) -> step cost model of a role on its own GPU kind (a role's
+    `hardware`): B's StepCostModel over that hardware's tables, one compute model per kind.
+    A custom step_cost_factory prices every role (it knows no hardware)."""
+    if custom is not None:
+        return lambda hardware, layout: custom(spec, layout)
+    factories: dict[str, StepCostFactory] = {}
+
+    def on(hardware: Any, layout: ParallelLayout):
+        key = repr(hardware)
+        f = factories.get(key)
+        if f is None:
+            f = factories[key] = default_step_cost_factory(dataclasses.replace(cfg, hardware=hardware))
+        return f(spec, layout)
+
+    return on
+
+
 def prepare(cfg: Any, step_cost_factory: StepCostFactory | None = None,
             comm_factory: CommFactory | None = None) -> tuple[Deployment, SimContext, dict]:
     """Validate `cfg` and build the workload and the deployment (nothing runs yet)."""
@@ -141,6 +160,7 @@ def prepare(cfg: Any, step_cost_factory: StepCostFactory | None = None,
 
         shared = {"lookups": NetworkLookups()}
         notes["comm_model"] = "custom"
+    custom = step_cost_factory
     if step_cost_factory is None:
         step_cost_factory = default_step_cost_factory(cfg)
     if getattr(getattr(cfg, "output", None), "flows", False):
@@ -151,7 +171,7 @@ def prepare(cfg: Any, step_cost_factory: StepCostFactory | None = None,
     ctx = SimContext(cfg=cfg, spec=spec, table=table, state=state, driver=driver,
                      step_cost_for=lambda layout: step_cost_factory(spec, layout),
                      comm_for=comm_factory, min_kv_tokens=min_tokens, notes=notes,
-                     shared=shared)
+                     shared=shared, step_cost_on=role_step_costs(cfg, spec, custom))
     try:
         dep = get_deployment(cfg.deployment.kind)(ctx)
         if dep.feasible and cfg.workload.warm_prefixes:

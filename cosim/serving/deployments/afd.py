@@ -59,8 +59,9 @@ from cosim.traffic.tags import FlowTag
 
 def afd_memory_plans(spec: Any, hardware: Any, memory: Any, scheduler: Any,
                      att_layout: ParallelLayout, ffn_layout: ParallelLayout,
-                     min_tokens: int) -> tuple[MemoryPlan, MemoryPlan]:
-    """Per-GPU memory plans of the attention group (weights + KV) and the FFN group (experts).
+                     min_tokens: int, ffn_hardware: Any = None) -> tuple[MemoryPlan, MemoryPlan]:
+    """Per-GPU memory plans of the attention group (weights + KV) and the FFN group (experts),
+    each on its GPU kind (`ffn_hardware`, when given, for the FFN group).
 
     The FFN group holds no KV: it is feasible when its weights, activations and runtime
     reserve fit. Its activations are those of the tokens of all attention-DP ranks that one
@@ -72,7 +73,8 @@ def afd_memory_plans(spec: Any, hardware: Any, memory: Any, scheduler: Any,
     ffn_tokens = max(1, math.ceil(tokens * att_layout.dp / n_ffn))
     ffn_mem = dataclasses.replace(memory, activation_tokens=ffn_tokens)
     ffn_sched = dataclasses.replace(scheduler, max_running_requests=0)  # no logits, no state
-    ffn = plan_memory(spec, ffn_layout, hardware, ffn_mem, ffn_sched, 0, stage="ffn")
+    ffn = plan_memory(spec, ffn_layout, hardware if ffn_hardware is None else ffn_hardware,
+                      ffn_mem, ffn_sched, 0, stage="ffn")
     fits = ffn.weight_bytes + ffn.activation_bytes + ffn.reserve_bytes <= ffn.usable_bytes
     ffn = dataclasses.replace(ffn, kv_tokens=0, kv_blocks=0, kv_blocks_per_rank=0, kv_bytes=0.0,
                               kv_bytes_per_token=0.0, min_tokens=0,
@@ -338,7 +340,8 @@ class AFDInstance(Instance):
     and sampling are part of the attention stage, spread over the layers.
     """
 
-    __slots__ = ("afd", "m", "window", "recorded", "totals", "linear_split", "att_gpus")
+    __slots__ = ("afd", "m", "window", "recorded", "totals", "linear_split", "att_gpus",
+                 "ffn_cost")
 
     def __init__(self, info: InstanceInfo, ranks: list, cost: Any, afd: AFDTimer,
                  micro_batches: int, window: tuple[int, int]):
@@ -350,6 +353,7 @@ class AFDInstance(Instance):
         self.totals = np.zeros(4)  # time, free time, attention busy, ffn busy
         self.linear_split = False  # deployment.micro_batch_cost == "linear_split"
         self.att_gpus: np.ndarray | None = None  # global ids of the attention GPUs (placement)
+        self.ffn_cost = cost  # the FFN stage's cost model (another GPU kind: heterogeneous roles)
 
     def start(self, now: float) -> float | None:
         cost = self.cost
@@ -388,12 +392,13 @@ class AFDInstance(Instance):
         L = self.afd.L
         dp = self.dp
         tp = self.info.layout.tp
-        tf = np.array([cost.ffn(-(-int(t) // dp)) for t in tok_k.tolist()]) / L
+        ffn = self.ffn_cost.ffn
+        tf = np.array([ffn(-(-int(t) // dp)) for t in tok_k.tolist()]) / L
         if self.linear_split and m > 1:
             # stage times at the full batch, divided evenly over the m micro-batches
             ta_full = max(cost.attention(n, kv_sum, p_tok, p_kv if p_tok else 0, p_req)
                           for n, kv_sum, p_tok, p_kv, p_req in plans)
-            tf_full = cost.ffn(-(-int(tok_k.sum()) // dp)) / L
+            tf_full = ffn(-(-int(tok_k.sum()) // dp)) / L
             ta = np.full(m, ta_full / m)
             tf = np.full(m, tf_full / m)
         ta = ta / L
@@ -414,17 +419,26 @@ class AFDInstance(Instance):
 
 
 class _CostView:
-    """The AFD units' compute memo with the AFD communication stats (for summary.json)."""
+    """The AFD units' compute memos (attention and, on another GPU kind, FFN) with the AFD
+    communication stats (for summary.json)."""
 
-    def __init__(self, cost: IterationCost, comm: AFDCommStats):
-        self._cost = cost
+    def __init__(self, cost: IterationCost, comm: AFDCommStats, ffn_cost: IterationCost | None = None):
+        self._costs = [cost] if ffn_cost is None or ffn_cost is cost else [cost, ffn_cost]
         self.comm = comm
 
     def source_seconds(self) -> dict[str, float]:
-        return self._cost.source_seconds()
+        out: dict[str, float] = {}
+        for c in self._costs:
+            for k, v in c.source_seconds().items():
+                out[k] = out.get(k, 0.0) + v
+        return out
 
     def stats(self) -> dict:
-        return self._cost.stats()
+        out: dict = {}
+        for c in self._costs:
+            for k, v in c.stats().items():
+                out[k] = out.get(k, 0) + v
+        return out
 
 
 def micro_batches_of(d: Any, opts: Any) -> int:
@@ -454,8 +468,9 @@ class AFDUnits:
         self.num_gpus = self.count * (self.M + self.N)
         self.timer = timer
         self.opts = opts
-        att_plan, ffn_plan = afd_memory_plans(ctx.spec, ctx.cfg.hardware, d.memory, ra.scheduler,
-                                              la, lf, ctx.min_kv_tokens)
+        self.att_hw, self.ffn_hw = dep.hardware_of("attention"), dep.hardware_of("ffn")
+        att_plan, ffn_plan = afd_memory_plans(ctx.spec, self.att_hw, d.memory, ra.scheduler,
+                                              la, lf, ctx.min_kv_tokens, self.ffn_hw)
         dep.memory["attention"] = att_plan
         dep.memory["ffn"] = ffn_plan
         self.feasible = att_plan.feasible and ffn_plan.feasible
@@ -479,13 +494,23 @@ class AFDUnits:
             self.placement["attention"], self.placement["ffn"], self.count, self.M, self.N,
             first_gpu, int(total) if isinstance(total, int) else first_gpu + self.num_gpus,
             self.gpus_per_node or self.M + self.N)
+        if self.gpus_per_node:
+            groups = {"attention": np.concatenate([u.attention for u in self.units_gpus]),
+                      "ffn": np.concatenate([u.ffn for u in self.units_gpus])}
+            if first_gpu > 0:  # pd_afd: the prefill instances' block in front
+                groups = {"prefill": np.arange(first_gpu), **groups}
+            dep.check_one_kind_per_server(groups, self.gpus_per_node)
 
     def build(self, dep: Deployment, first_iid: int) -> list[Instance]:
         ctx = dep.ctx
         sc = self.scheduler_cfg
         # E's memoised attention / FFN lookups (kv-grid interpolation, compute sources); AFD
         # communication is the timeline's business, not the instance's comm model.
-        self.cost = IterationCost(ctx.step_cost_for(self.layout), NoComm(), sc.kv_len_grid_tokens)
+        self.cost = IterationCost(dep.step_cost(self.layout, self.att_hw), NoComm(),
+                                  sc.kv_len_grid_tokens)
+        # heterogeneous roles: the FFN stage priced on the FFN GPUs' own kind
+        self.ffn_cost = self.cost if repr(self.ffn_hw) == repr(self.att_hw) else IterationCost(
+            dep.step_cost(self.layout, self.ffn_hw), NoComm(), sc.kv_len_grid_tokens)
         self.comm = AFDCommStats(self.timer)
         timers: dict[tuple, AFDTimer] = {}
         for u in range(self.count):
@@ -511,6 +536,7 @@ class AFDUnits:
                                 num_gpus=self.M + self.N)
             inst = AFDInstance(info, ranks, self.cost, afd, self.m, self.window)
             inst.att_gpus = ug.attention
+            inst.ffn_cost = self.ffn_cost
             inst.linear_split = (getattr(ctx.cfg.deployment, "micro_batch_cost", "per_microbatch")
                                   == "linear_split")
             inst.end_event = IterationEnd(dep, inst)
@@ -628,12 +654,13 @@ class AFDDeployment(DisaggDeployment):
         out["gpus_by_role"] = {"attention": self.units.count * self.units.M,
                                "ffn": self.units.count * self.units.N}
         out["afd"] = self.units.describe()
-        return out
+        return self.with_role_costs(out)
 
     def cost_models(self) -> list:
         if not self.feasible:
             return []
-        return [_CostView(self.units.cost, self.units.comm), TransferStatsView(self.timer)]
+        return [_CostView(self.units.cost, self.units.comm, self.units.ffn_cost),
+                TransferStatsView(self.timer)]
 
     def summary_extras(self, req=None, it=None) -> dict:
         return {**super().summary_extras(req, it), **self.units.summary_extras()}

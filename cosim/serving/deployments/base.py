@@ -24,6 +24,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
+from cosim.errors import ConfigError
 from cosim.model.layout import ParallelLayout
 from cosim.serving.deployments.placement import TrafficBytes
 from cosim.serving.events import IterationEnd, RequestArrival
@@ -58,6 +61,9 @@ class SimContext:
     # and the instances' EP traffic share it; run_simulation closes it) and "lookups"
     # (cosim.serving.network_lookups.NetworkLookups).
     shared: dict = field(default_factory=dict)
+    # (hardware config, layout) -> step cost model on that GPU kind (roles with their own
+    # `hardware`); None: every role on cfg.hardware (step_cost_for)
+    step_cost_on: Callable[[Any, ParallelLayout], StepCostLike] | None = None
 
 
 class Deployment:
@@ -91,25 +97,39 @@ class Deployment:
             h = self._hashers[block_tokens] = BlockHasher(self.ctx.table, block_tokens)
         return h
 
+    def hardware_of(self, role: str) -> Any:
+        """The GPU kind of `role`: deployment.roles.<role>.hardware, else the run's hardware."""
+        r = (getattr(self.ctx.cfg.deployment, "roles", None) or {}).get(role)
+        hw = getattr(r, "hardware", None)
+        return hw if hw is not None else self.ctx.cfg.hardware
+
+    def step_cost(self, layout: ParallelLayout, hardware: Any = None) -> StepCostLike:
+        """The step cost model of `layout` on `hardware` (None or the run's: step_cost_for)."""
+        if hardware is None or hardware is self.ctx.cfg.hardware or self.ctx.step_cost_on is None:
+            return self.ctx.step_cost_for(layout)
+        return self.ctx.step_cost_on(hardware, layout)
+
     def plan(self, role: str, layout: ParallelLayout, scheduler_cfg: Any,
              stage: str | None = None) -> MemoryPlan:
-        """Memory plan of one GPU of `layout` (recorded under `role`); `stage` as in plan_memory."""
+        """Memory plan of one GPU of `layout` (recorded under `role`, on the role's hardware);
+        `stage` as in plan_memory."""
         d = self.ctx.cfg.deployment
-        p = plan_memory(self.ctx.spec, layout, self.ctx.cfg.hardware, d.memory, scheduler_cfg,
+        p = plan_memory(self.ctx.spec, layout, self.hardware_of(role), d.memory, scheduler_cfg,
                         self.ctx.min_kv_tokens, stage=stage)
         self.memory[role] = p
         return p
 
-    def iteration_cost(self, layout: ParallelLayout, first_gpu: int, grid: int) -> IterationCost:
-        """One memoised cost model per (layout, grid): identical replicas share their memo.
+    def iteration_cost(self, layout: ParallelLayout, first_gpu: int, grid: int,
+                       hardware: Any = None) -> IterationCost:
+        """One memoised cost model per (layout, grid, GPU kind): identical replicas share it.
 
         Communication is priced on the first replica's GPUs; the others are assumed to see the
         same fabric (a symmetric topology, no contention between replicas).
         """
-        key = (layout, grid)
+        key = (layout, grid) if hardware is None else (layout, grid, repr(hardware))
         c = self._costs.get(key)
         if c is None:
-            c = self._costs[key] = IterationCost(self.ctx.step_cost_for(layout),
+            c = self._costs[key] = IterationCost(self.step_cost(layout, hardware),
                                                  self.ctx.comm_for(layout, first_gpu), grid)
         return c
 
@@ -130,7 +150,9 @@ class Deployment:
                       prefix_routing: bool = False) -> Instance:
         """An instance of `layout.dp` ranks, KV caches sized by `plan`, memoised cost model."""
         ranks = self.make_ranks(iid, layout.dp, scheduler_cfg, plan, prefill_only)
-        cost = self.iteration_cost(layout, first_gpu, scheduler_cfg.kv_len_grid_tokens)
+        hw = self.hardware_of(role)
+        cost = self.iteration_cost(layout, first_gpu, scheduler_cfg.kv_len_grid_tokens,
+                                   None if hw is self.ctx.cfg.hardware else hw)
         info = InstanceInfo(iid=iid, role=role, layout=layout, first_gpu=first_gpu,
                             num_gpus=layout.attention_gpus)
         if getattr(self.ctx.cfg.deployment, "overlap", "none") == "two_batch":
@@ -208,20 +230,69 @@ class Deployment:
         stage; a new list. Only kinds with prefill_only instances hand off."""
         raise NotImplementedError(f"deployment {self.kind!r} has no stage to hand requests to")
 
+    def check_one_kind_per_server(self, gpus_by_role: dict[str, np.ndarray],
+                                  gpus_per_node: int) -> None:
+        """Heterogeneous roles: a server (NVLink domain) holds GPUs of one kind. ConfigError
+        naming the role's hardware when two kinds would share one."""
+        kinds = {r: getattr(self.hardware_of(r), "name", "?") for r in gpus_by_role}
+        if len(set(kinds.values())) <= 1:
+            return
+        g = max(int(gpus_per_node), 1)
+        owner: dict[int, str] = {}
+        for r, ids in gpus_by_role.items():
+            for srv in np.unique(np.asarray(ids) // g).tolist():
+                o = owner.setdefault(srv, r)
+                if kinds[o] != kinds[r]:
+                    raise ConfigError(f"deployment.roles.{r}.hardware",
+                                      f"server {srv} would hold {kinds[o]} GPUs ({o}) and "
+                                      f"{kinds[r]} GPUs ({r}); a server holds one GPU kind: give "
+                                      f"each role whole servers (role sizes, deployment.placement)")
+
     # --- reporting -----------------------------------------------------------------------------
     def describe(self) -> dict[str, Any]:
         """Facts for summary.json's `deployment` entry."""
         roles: dict[str, int] = {}
         for inst in self.instances:
             roles[inst.info.role] = roles.get(inst.info.role, 0) + inst.info.num_gpus
-        out = {"kind": self.kind, "instances": len(self.instances), "gpus_by_role": roles,
-               "memory": {r: p.to_dict() for r, p in self.memory.items()}}
+        out = self.with_role_costs(
+            {"kind": self.kind, "instances": len(self.instances), "gpus_by_role": roles,
+             "memory": {r: p.to_dict() for r, p in self.memory.items()}})
         tbo = [i for i in self.instances if isinstance(i, TwoBatchInstance)]
         if tbo:  # deployment.overlap=two_batch: how many iterations could be split
             out["two_batch_overlap"] = {"instances": len(tbo),
                                         "overlapped_iterations": sum(i.overlapped for i in tbo),
                                         "iterations": sum(len(i.rows) for i in tbo)}
         return out
+
+    def with_role_costs(self, out: dict[str, Any]) -> dict[str, Any]:
+        """`out` with hardware_by_role and cost_by_role (GPUs, kind, USD per GPU-hour and per
+        hour of each role of out["gpus_by_role"])."""
+        roles = out.get("gpus_by_role") or {}
+        cost = {}
+        for r, n in roles.items():
+            hw = self.hardware_of(r)
+            p = getattr(hw, "usd_per_gpu_hour", None)
+            cost[r] = {"gpus": int(n), "hardware": getattr(hw, "name", None),
+                       "usd_per_gpu_hour": p, "usd_per_hour": None if p is None else float(p) * n}
+        out["hardware_by_role"] = {r: c["hardware"] for r, c in cost.items()}
+        out["cost_by_role"] = cost
+        return out
+
+    def usd_per_gpu_hour(self) -> float | None:
+        """Mean price per GPU-hour over the roles (their GPU kinds, weighted by GPUs); the run's
+        hardware price when every role uses it. None when a role's kind has no price."""
+        base = getattr(self.ctx.cfg.hardware, "usd_per_gpu_hour", None)
+        roles = (getattr(self.ctx.cfg.deployment, "roles", None) or {})
+        if not any(getattr(r, "hardware", None) is not None for r in roles.values()):
+            return base
+        cost = self.describe().get("cost_by_role") or {}
+        prices = [c["usd_per_gpu_hour"] for c in cost.values()]
+        if not cost or any(p is None for p in prices):
+            return None
+        if len(set(prices)) == 1:
+            return float(prices[0])
+        gpus = sum(c["gpus"] for c in cost.values())
+        return sum(c["usd_per_hour"] for c in cost.values()) / gpus if gpus else None
 
     def cost_models(self) -> list[IterationCost]:
         """Objects with source_seconds() and .comm.stats() (compute_sources, comm facts)."""
@@ -241,7 +312,26 @@ class Deployment:
             frac = float(it["comm_s"].sum()) / dur if dur > 0 else 0.0
         return {"kv_transfer_ms_p50": None, "kv_transfer_ms_p99": None, "kv_transfers": None,
                 "attention_busy": None, "ffn_busy": None, "comm_exposed_fraction": frac,
-                "traffic_bytes": self.traffic_bytes.to_dict()}
+                "traffic_bytes": self.traffic_bytes_summary()}
+
+    def traffic_bytes_summary(self) -> dict[str, dict[str, float]]:
+        """summary.json `traffic_bytes`: the flows the deployment sent between roles (A2F/F2A,
+        KV), counted as they went, and the instances' own EP dispatch/combine and TP
+        all-reduce bytes, from their iterations' token counts (the comm model's link_bytes;
+        none under deployment.comm.model=none). docs/placement.md."""
+        out = TrafficBytes(self.traffic_bytes.g)
+        for cls, (nv, so) in self.traffic_bytes.totals.items():
+            out.add(cls, nv, so)
+        for inst in self.instances:
+            link_bytes = getattr(getattr(inst.cost, "comm", None), "link_bytes", None)
+            if link_bytes is None or not inst.rows:
+                continue
+            rows = np.asarray([(r[4], r[5]) for r in inst.rows], dtype=np.int64)
+            tokens, counts = np.unique(rows.sum(axis=1), return_counts=True)
+            for t, c in zip(tokens.tolist(), counts.tolist(), strict=True):
+                for cls, (nv, so) in link_bytes(int(t)).items():
+                    out.add(cls, nv, so, c)
+        return out.to_dict()
 
     def request_columns(self) -> dict[str, Any]:
         """Extra requests.parquet columns (arrays indexed by request id)."""

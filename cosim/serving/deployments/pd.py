@@ -129,6 +129,11 @@ class PDDeployment(DisaggDeployment):
         first_decode_gpu = rp.count * gp
         self.decode_gpus = self._decode_gpus()
         self.start_transfers(first_decode_gpu + self.decode_gpus)
+        gpn = int(getattr(getattr(ctx.cfg, "topology", None), "gpus_per_node", 0) or 0)
+        if self.kind == "pd" and gpn:  # pd_afd checks its units where it places them
+            self.check_one_kind_per_server(
+                {"prefill": np.arange(first_decode_gpu),
+                 "decode": np.arange(first_decode_gpu, first_decode_gpu + self.decode_gpus)}, gpn)
         self.kv = KVTransfers(ctx.spec, self.timer, self.opts.kv_transfer == "layerwise",
                               self.traffic_bytes)
         self.window = timeline_window(ctx.cfg)

@@ -37,7 +37,7 @@ class PDAFDDeployment(PDDeployment):
                                    "attention": self.units.count * self.units.M,
                                    "ffn": self.units.count * self.units.N}
             out["afd"] = self.units.describe()
-        return out
+        return self.with_role_costs(out)
 
     def summary_extras(self, req=None, it=None) -> dict:
         out = super().summary_extras(req, it)
@@ -50,7 +50,7 @@ class PDAFDDeployment(PDDeployment):
         if self.feasible:
             from cosim.serving.deployments.afd import _CostView
 
-            out.append(_CostView(self.units.cost, self.units.comm))
+            out.append(_CostView(self.units.cost, self.units.comm, self.units.ffn_cost))
         return out
 
     def _trace(self, tb) -> None:

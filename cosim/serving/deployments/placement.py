@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from cosim.errors import ConfigError
+from cosim.network.fabric import domain_bytes
 from cosim.traffic.tags import FlowTag
 
 # summary.json's names of the traffic classes (FlowTag -> name)
@@ -176,9 +177,7 @@ class TrafficBytes:
 
     def split(self, src: np.ndarray, dst: np.ndarray, size: np.ndarray) -> tuple[float, float]:
         """(NVLink bytes, scale-out bytes) of flows (src, dst, size)."""
-        intra = (np.asarray(src) // self.g) == (np.asarray(dst) // self.g)
-        sz = np.asarray(size, dtype=np.float64)
-        return float(sz[intra].sum()), float(sz[~intra].sum())
+        return domain_bytes(src, dst, size, self.g)
 
     def add(self, cls: str, nvlink: float, scale_out: float, times: float = 1.0) -> None:
         t = self.totals.setdefault(cls, [0.0, 0.0])
