@@ -136,7 +136,8 @@ class FabricComm:
                  combine_dtype: str = "bfloat16", activation_dtype: str = "bfloat16",
                  launch_us: float = 5.0, imbalance: float = 0.0, token_grid_percent: float = 2.0,
                  num_groups: int = 1, topk_groups: int | None = None, seed: int = 0,
-                 lookups: NetworkLookups | None = None):
+                 lookups: NetworkLookups | None = None, kernel_mode: str = "normal",
+                 ll_launch_us: float = 25.5, ll_max_tokens: int = 128):
         self.backend = backend
         self.layout = layout
         self.shape = shape
@@ -151,8 +152,18 @@ class FabricComm:
         self.imbalance = imbalance
         self.grid = token_grid_percent
         self.seed = seed
+        from cosim.traffic.ep_alltoall import kernel_send_mode
+
         ep_nodes = np.unique(self.ep_gpus // self.gpn).size
-        self.mode = "gpu" if ep_nodes == 1 else "node"
+        self.normal_mode = kernel_send_mode("normal", ep_nodes)
+        # network.ep_kernel_mode: normal | low_latency | auto (low-latency kernels for
+        # decode-only iterations, normal ones with prefill, as SGLang's --deepep-mode auto)
+        self.kernel_mode = kernel_mode
+        self.phase_aware = kernel_mode == "auto"
+        self.mode = kernel_send_mode(kernel_mode, ep_nodes) if kernel_mode != "auto" \
+            else f"{self.normal_mode}+expert"
+        self.ll_launch_s = float(ll_launch_us) * 1e-6
+        self.ll_max_tokens = int(ll_max_tokens)
         groups_ok = (num_groups > 1 and shape.num_experts % num_groups == 0
                      and topk_groups is not None and topk_groups * (shape.num_experts // num_groups)
                      >= shape.topk)
@@ -160,8 +171,9 @@ class FabricComm:
         self.topk_groups = topk_groups if groups_ok else None
         self.lookups = lookups if lookups is not None else NetworkLookups()
         self._phase: dict[tuple, float] = {}  # per grid point: seconds of one layer's phase
-        self._iter: dict[int, tuple[float, int]] = {}  # tokens -> (seconds, flow-batch lookups)
-        self._stream: EPTokenStream | None = None  # built on the first EP phase
+        # tokens (and decode_only under ep_kernel_mode=auto) -> (seconds, flow-batch lookups)
+        self._iter: dict = {}
+        self._streams: dict[str, EPTokenStream] = {}  # send mode -> stream (first EP phase)
         self.flow_batches = 0
 
     @classmethod
@@ -194,7 +206,10 @@ class FabricComm:
                    imbalance=d.expert_imbalance, token_grid_percent=d.token_grid_percent,
                    num_groups=int(hf.get("n_group", 1) or 1),
                    topk_groups=int(hf["topk_group"]) if hf.get("topk_group") else None,
-                   seed=int(cfg.seed), lookups=run_lookups(shared))
+                   seed=int(cfg.seed), lookups=run_lookups(shared),
+                   kernel_mode=str(getattr(cfg.network, "ep_kernel_mode", "normal")),
+                   ll_launch_us=float(getattr(cfg.network, "ep_low_latency_us", 25.5)),
+                   ll_max_tokens=int(getattr(cfg.network, "ep_low_latency_max_tokens", 128)))
 
     # --- phases ------------------------------------------------------------------------------
     def _makespan(self, flows) -> float:
@@ -203,32 +218,58 @@ class FabricComm:
         self.flow_batches += 1
         return float(self.lookups.simulate(self.backend, flows).makespan)
 
-    def _ep(self, tokens_per_gpu: int) -> tuple[float, float]:
-        """(dispatch, combine) seconds of one MoE layer with `tokens_per_gpu` on each EP GPU:
-        two lookups, answered by the run's memo or (both directions share one routing) by the
-        backend."""
-        d = self._phase.get(("ep", "dispatch", tokens_per_gpu))
+    def _ep(self, tokens_per_gpu: int, kernel: str = "normal") -> tuple[float, float]:
+        """(dispatch, combine) seconds of one MoE layer with `tokens_per_gpu` on each EP GPU
+        sent by DeepEP's `kernel` family: two lookups, answered by the run's memo or (both
+        directions share one routing) by the backend."""
+        key = (kernel, tokens_per_gpu)
+        d = self._phase.get(("ep", "dispatch", *key))
         if d is not None:
             self.lookups.memo += 2
-            return d, self._phase[("ep", "combine", tokens_per_gpu)]
+            return d, self._phase[("ep", "combine", *key)]
         from cosim.network.flows import FlowBatch
-        from cosim.traffic.ep_alltoall import token_bytes
+        from cosim.traffic.ep_alltoall import kernel_send_mode, ll_message_bytes, token_bytes
 
         s = self.shape
-        if self._stream is None:
-            self._stream = EPTokenStream(self.ep_gpus, s.num_experts, s.topk, self.gpn, self.mode,
-                                         imbalance=self.imbalance, seed=self.seed,
-                                         num_groups=self.num_groups, topk_groups=self.topk_groups)
-        src, dst, tok, tag = self._stream.counts(tokens_per_gpu)
+        send = self.normal_mode if kernel == "normal" else kernel_send_mode(kernel, 1)
+        stream = self._streams.get(send)
+        if stream is None:
+            stream = self._streams[send] = EPTokenStream(
+                self.ep_gpus, s.num_experts, s.topk, self.gpn, send, imbalance=self.imbalance,
+                seed=self.seed, num_groups=self.num_groups, topk_groups=self.topk_groups)
+        src, dst, tok, tag = stream.counts(tokens_per_gpu)
         out = []
         for name, (a, b), dtype in (("dispatch", (src, dst), self.dispatch_dtype),
                                     ("combine", (dst, src), self.combine_dtype)):
-            flows = FlowBatch.from_arrays(a, b, tok * token_bytes(s.hidden, dtype), None, tag)
+            per = (ll_message_bytes(s.hidden, dtype, name) if kernel == "low_latency"
+                   else token_bytes(s.hidden, dtype))
+            flows = FlowBatch.from_arrays(a, b, tok * per, None, tag)
             if len(flows) == 0:
                 self.lookups.memo += 1  # nothing to send: answered without the network
-            t = self._phase[("ep", name, tokens_per_gpu)] = self._makespan(flows)
+            t = self._phase[("ep", name, *key)] = self._makespan(flows)
             out.append(t)
         return out[0], out[1]
+
+    def _ep_layer(self, tokens_per_gpu: int, kernel: str) -> tuple[float, float]:
+        """(dispatch, combine) of one MoE layer with each kernel's fixed cost: normal, one
+        call; low_latency, one call per buffer-full (ll_rounds), each with ll_launch_s."""
+        if kernel == "normal":
+            disp, comb = self._ep(tokens_per_gpu)
+            return disp + self.launch_s, comb + self.launch_s
+        from cosim.traffic.ep_alltoall import ll_rounds
+
+        disp = comb = 0.0
+        for t in ll_rounds(tokens_per_gpu, self.ll_max_tokens):
+            d, c = self._ep(t, kernel)
+            disp += d + self.ll_launch_s
+            comb += c + self.ll_launch_s
+        return disp, comb
+
+    def kernel_for(self, decode_only: bool) -> str:
+        """The DeepEP kernel family of an iteration (network.ep_kernel_mode)."""
+        if self.kernel_mode == "auto":
+            return "low_latency" if decode_only else "normal"
+        return self.kernel_mode
 
     def _allreduce(self, group_tokens: int) -> float:
         key = ("ar", group_tokens)
@@ -261,32 +302,35 @@ class FabricComm:
         t = self._phase[key] = self._makespan(flows)
         return t
 
-    def breakdown(self, tokens: int) -> dict[str, float]:
+    def breakdown(self, tokens: int, decode_only: bool = False) -> dict[str, float]:
         """Seconds per pattern for one iteration of `tokens` tokens (all layers)."""
         out = {"ep_dispatch": 0.0, "ep_combine": 0.0, "tp_allreduce": 0.0}
         if tokens <= 0:
             return out
         s, lay = self.shape, self.layout
         if lay.ep > 1 and s.num_moe_layers:
-            disp, comb = self._ep(grid_up(-(-tokens // lay.attention_gpus), self.grid))
-            out["ep_dispatch"] = s.num_moe_layers * (disp + self.launch_s)
-            out["ep_combine"] = s.num_moe_layers * (comb + self.launch_s)
+            t = grid_up(-(-tokens // lay.attention_gpus), self.grid)
+            disp, comb = self._ep_layer(t, self.kernel_for(decode_only))
+            out["ep_dispatch"] = s.num_moe_layers * disp
+            out["ep_combine"] = s.num_moe_layers * comb
         if lay.tp > 1:
             gt = grid_up(-(-tokens // lay.dp), self.grid)
             out["tp_allreduce"] = (s.num_layers + s.num_dense_layers) * (
                 self._allreduce(gt) + self.launch_s)
         return out
 
-    def time_s(self, tokens: int) -> float:
-        """Exposed communication of an iteration of `tokens` tokens; each call counts its
+    def time_s(self, tokens: int, decode_only: bool = False) -> float:
+        """Exposed communication of an iteration of `tokens` tokens (decode_only: no prefill
+        in it, which picks the kernels under ep_kernel_mode=auto); each call counts its
         flow-batch lookups (the same number whether the memo or the backend answers)."""
-        e = self._iter.get(tokens)
+        key = (tokens, decode_only) if self.phase_aware else tokens
+        e = self._iter.get(key)
         if e is not None:
             self.lookups.memo += e[1]
             return e[0]
         before = self.lookups.lookups
-        t = sum(self.breakdown(tokens).values())
-        self._iter[tokens] = (t, self.lookups.lookups - before)
+        t = sum(self.breakdown(tokens, decode_only).values())
+        self._iter[key] = (t, self.lookups.lookups - before)
         return t
 
     def stats(self) -> dict:
@@ -294,6 +338,8 @@ class FabricComm:
                      "comm_ep_mode": self.mode, "comm_flow_batches": self.flow_batches,
                      "comm_phase_results": len(self._phase),
                      "comm_token_grid_percent": self.grid}
+        if self.kernel_mode != "normal":
+            out["comm_ep_kernel_mode"] = self.kernel_mode
         bstats = getattr(self.backend, "stats", None)
         if callable(bstats):
             out["network_cache_grid_percent"] = bstats().get("grid_percent")

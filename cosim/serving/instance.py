@@ -130,7 +130,7 @@ class Instance:
             n, kv_sum, p_tok, p_kv, p_req = p
             comp = cost.whole(n, kv_sum, p_tok, p_kv, p_req)
             tokens = n + p_tok
-            comm = cost.comm_s(tokens)
+            comm = cost.comm_s(tokens) if p_tok else cost.comm_decode_s(tokens)
             dur = comp + comm
             kv = sch.kv
             self.rows.append((now, dur, comp, comm, n, p_tok, p_req, len(sch.waiting),
@@ -143,7 +143,7 @@ class Instance:
             self.busy = False
             return None
         comp = attn + cost.ffn(-(-tokens // self.dp))
-        comm = cost.comm_s(tokens)
+        comm = cost.comm_s(tokens) if pt_all else cost.comm_decode_s(tokens)
         dur = comp + comm
         self.rows.append((now, dur, comp, comm, n_all, pt_all, pr_all, wait, run, used, tmax))
         self.busy = True
