@@ -86,6 +86,9 @@ class IterationCost:
                                   if getattr(comm, "memoised", False) else self._comm_decode_memo)
         self._whole_dec: dict[int, list] = {}
         self._attn_dec: dict[int, list] = {}
+        # Tokens each decode request puts through the FFN and the fabric per iteration: 1,
+        # or k + 1 verified positions under speculative decoding (cosim.serving.speculative).
+        self.q = 1
 
     # --- lookups -------------------------------------------------------------------------------
     def _lookup(self, memo: dict, fn, n: int, kv_sum: int, p_tok: int, p_kv: int, p_req: int) -> float:
@@ -197,6 +200,10 @@ class IterationCost:
         if c is None:
             c = self._comm[tokens] = float(self.comm.time_s(tokens))
         return c
+
+    def draft_comm_s(self, n_all: int, pt_all: int) -> float:
+        """Communication of a draft model's forwards (0: no speculative decoding)."""
+        return 0.0
 
     def _comm_decode_memo(self, tokens: int) -> float:
         """_comm_memo of a decode-only iteration (phase-aware comm models)."""

@@ -104,15 +104,17 @@ class TwoBatchInstance(Instance):
         return v
 
     def _half(self, plans: list[tuple]) -> tuple[float, float, int]:
-        """(attention-part seconds, FFN-part seconds, tokens) of one micro-batch of the ranks."""
+        """(attention-part seconds, FFN-part seconds, tokens through the FFN and the fabric)
+        of one micro-batch of the ranks (k + 1 per decode request under speculative decoding)."""
         cost = self.cost
-        tokens = sum(p[0] + p[2] for p in plans)
+        q = cost.q
+        tokens = sum(p[0] * q + p[2] for p in plans)
         if tokens == 0:
             return 0.0, 0.0, 0
         if self.dp == 1:
             p = plans[0]
             whole = cost.whole(*p)
-            f = min(self._ffn_s(p), whole)
+            f = min(self._ffn_s((p[0] * q, p[1] * q, p[2], p[3], p[4])), whole)
             return whole - f, f, tokens
         attn = 0.0
         for p in plans:
@@ -129,7 +131,13 @@ class TwoBatchInstance(Instance):
     def _plain(self, plans: list[tuple], decode_only: bool) -> tuple[float, float, int]:
         """(compute, communication, tokens) of the batch as one micro-batch (no overlap)."""
         a, f, tokens = self._half(plans)
-        return a + f, self._comm(tokens, decode_only), tokens
+        return a + f, self._comm(tokens, decode_only) + self._draft_comm(plans), tokens
+
+    def _draft_comm(self, plans: list[tuple]) -> float:
+        """A speculative draft's communication for these rank batches (0 without one)."""
+        if self.cost.q == 1:
+            return 0.0
+        return self.cost.draft_comm_s(sum(p[0] for p in plans), sum(p[2] for p in plans))
 
     def iteration_time(self, h0: tuple[float, float, float, float],
                        h1: tuple[float, float, float, float]) -> tuple[float, float]:
@@ -167,7 +175,7 @@ class TwoBatchInstance(Instance):
             hs = []
             for part in (first, second):
                 a, f, tok = self._half(part)
-                c = self._comm(tok, decode_only)
+                c = self._comm(tok, decode_only) + self._draft_comm(part)
                 d = self._dispatch_share(tok, decode_only) * c
                 hs.append((a, d, f, c - d))
             total, comp = self.iteration_time(hs[0], hs[1])

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from cosim.errors import ConfigError
 from cosim.model.layout import ParallelLayout
 from cosim.serving.events import IterationEnd, RequestArrival
 from cosim.serving.instance import Instance, InstanceInfo
@@ -32,6 +33,7 @@ from cosim.serving.kv_cache import KVCache
 from cosim.serving.memory_plan import MemoryPlan, plan_memory
 from cosim.serving.request_state import RequestState
 from cosim.serving.scheduler import Scheduler
+from cosim.serving.speculative import SpeculativeIterationCost
 from cosim.serving.two_batch import TwoBatchInstance
 from cosim.timeline.perfetto import TraceBuilder
 from cosim.workload.arrivals import WorkloadDriver
@@ -105,8 +107,19 @@ class Deployment:
         key = (layout, grid)
         c = self._costs.get(key)
         if c is None:
-            c = self._costs[key] = IterationCost(self.ctx.step_cost_for(layout),
-                                                 self.ctx.comm_for(layout, first_gpu), grid)
+            sp = getattr(self.ctx.cfg.deployment, "speculative", None)
+            if sp is not None and sp.method == "mtp":
+                if not int(getattr(self.ctx.spec, "num_mtp_layers", 0) or 0):
+                    raise ConfigError("deployment.speculative.method",
+                                      "mtp needs a model with an MTP module "
+                                      "(config.json num_nextn_predict_layers >= 1)")
+                c = SpeculativeIterationCost(self.ctx.step_cost_for(layout),
+                                             self.ctx.comm_for(layout, first_gpu), grid,
+                                             self.ctx.spec, sp.draft_tokens)
+            else:
+                c = IterationCost(self.ctx.step_cost_for(layout),
+                                  self.ctx.comm_for(layout, first_gpu), grid)
+            self._costs[key] = c
         return c
 
     def make_ranks(self, iid: int, dp: int, scheduler_cfg: Any, plan: MemoryPlan,
@@ -114,11 +127,13 @@ class Deployment:
         """The `dp` attention-DP ranks of instance `iid`: schedulers with KV caches sized by `plan`."""
         sc = scheduler_cfg
         hasher = self.hasher(sc.kv_block_tokens)
+        sp = getattr(self.ctx.cfg.deployment, "speculative", None)
+        e = sp.tokens_per_step if sp is not None else 1.0
         return [Scheduler(iid, KVCache(plan.kv_blocks_per_rank, sc.kv_block_tokens), hasher,
                           self.ctx.state, token_budget=sc.max_batched_tokens,
                           max_running=sc.max_running_requests,
                           chunked_prefill=sc.chunked_prefill, watermark=sc.watermark,
-                          prefill_only=prefill_only)
+                          prefill_only=prefill_only, tokens_per_step=e)
                 for _ in range(dp)]
 
     def make_instance(self, iid: int, role: str, layout: ParallelLayout, scheduler_cfg: Any,
