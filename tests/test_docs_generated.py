@@ -14,6 +14,7 @@ GENERATORS = {
     "experts_example": "docs/experts.md",
     "compare_aiconfigurator": "docs/search.md",
     "steady_state_example": "docs/serving.md",
+    "serving_options_example": "docs/serving.md (overlap, MTP) and docs/network.md (EP kernels)",
 }
 
 

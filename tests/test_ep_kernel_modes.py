@@ -108,6 +108,19 @@ def test_default_is_normal_with_todays_launch_cost(cfg):
     assert cfg.deployment.comm.launch_us == 5.0
 
 
+def test_low_latency_fixed_cost_is_the_one_derived_from_deepeps_table(cfg):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "serving_options_example.py"
+    spec = importlib.util.spec_from_file_location("serving_options_example", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    derived, per_ep = mod.ll_fixed_cost_us()
+    assert cfg.network.ep_low_latency_us == round(derived, 1)
+    assert min(per_ep.values()) > 0
+
+
 def test_fabric_low_latency_phase_is_the_flows_plus_the_kernel_cost(cfg, spec):
     graph = build_fabric(cfg.topology)
     be = AnalyticalBackend(graph, frame_bytes=0, rtol=0.0)
