@@ -199,3 +199,25 @@ def test_a_serving_run_under_each_mode():
     assert pre.iloc[0] and not pre.all()
     with pytest.raises(Exception, match="network.ep_kernel_mode"):
         run_simulation(config([*base, "network.ep_kernel_mode=fast"]))
+
+
+def test_default_fabric_phase_is_todays_node_deduplicated_flows(cfg, spec):
+    # today's definition, rebuilt by hand: the first t routed tokens of every EP GPU's stream,
+    # node mode (EP16 over two servers), FP8 / BF16 per copy, plus launch_us per phase
+    from cosim.network.flows import FlowBatch
+    from cosim.serving.fabric_comm import EPTokenStream
+
+    be = AnalyticalBackend(build_fabric(cfg.topology), frame_bytes=0, rtol=0.0)
+    shape = TrafficShape.from_spec(spec)
+    lay = ParallelLayout(dp=16, ep=16)
+    fab = FabricComm(be, lay, shape, 0, 8, token_grid_percent=0.0)
+    assert fab.stats()["comm_ep_mode"] == "node" and "comm_ep_kernel_mode" not in fab.stats()
+    stream = EPTokenStream(np.arange(16), shape.num_experts, shape.topk, 8, "node")
+    src, dst, tok, tag = stream.counts(48)
+    disp = be.simulate(FlowBatch.from_arrays(src, dst, tok * token_bytes(shape.hidden, "fp8"),
+                                             None, tag)).makespan
+    comb = be.simulate(FlowBatch.from_arrays(dst, src, tok * token_bytes(shape.hidden, "bfloat16"),
+                                             None, tag)).makespan
+    b = fab.breakdown(16 * 48)
+    assert b["ep_dispatch"] == shape.num_moe_layers * (disp + 5e-6)
+    assert b["ep_combine"] == shape.num_moe_layers * (comb + 5e-6)

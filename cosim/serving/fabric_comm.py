@@ -329,9 +329,20 @@ class FabricComm:
             self.lookups.memo += e[1]
             return e[0]
         before = self.lookups.lookups
-        t = sum(self.breakdown(tokens, decode_only).values())
-        self._iter[key] = (t, self.lookups.lookups - before)
+        b = self.breakdown(tokens, decode_only)
+        t = sum(b.values())
+        self._iter[key] = (t, self.lookups.lookups - before, b)
         return t
+
+    def parts(self, tokens: int, decode_only: bool = False) -> dict[str, float]:
+        """breakdown() of an iteration time_s has priced (no lookup counted again: two-batch
+        overlap asks it after time_s to split a half's communication into its stages)."""
+        key = (tokens, decode_only) if self.phase_aware else tokens
+        e = self._iter.get(key)
+        if e is None:
+            self.time_s(tokens, decode_only)
+            e = self._iter[key]
+        return e[2]
 
     def stats(self) -> dict:
         out: dict = {"comm_model": f"fabric:{getattr(self.backend, 'name', '?')}",

@@ -93,7 +93,9 @@ class TwoBatchInstance(Instance):
         v = self._comm_share.get(key)
         if v is None:
             comm = self.cost.comm
-            br = getattr(comm, "breakdown", None)
+            # FabricComm.parts: the breakdown of an iteration it has just timed, without
+            # counting its network lookups twice
+            br = getattr(comm, "parts", None) or getattr(comm, "breakdown", None)
             v = 0.5
             if callable(br):
                 b = br(tokens, decode_only) if getattr(comm, "phase_aware", False) else br(tokens)
