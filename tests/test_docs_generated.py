@@ -19,6 +19,7 @@ GENERATORS = {
     "gen_traces_doc": "docs/traces.md",
     "gen_afd_pricing_doc": "docs/deployments/afd.md",
     "heterogeneous_example": "docs/heterogeneous_roles.md",
+    "serving_options_example": "docs/serving.md (overlap, MTP) and docs/network.md (EP kernels)",
 }
 
 

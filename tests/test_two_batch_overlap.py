@@ -116,3 +116,13 @@ def test_pd_instances_overlap_too():
     d = out.summary["deployment"]["two_batch_overlap"]
     assert d["instances"] == 2 and d["overlapped_iterations"] > 0
     assert out.summary["requests_completed"] == 24
+
+
+def test_fabric_lookups_are_counted_once_per_half():
+    # every half asks the fabric for its dispatch + combine once (the stage split reuses that
+    # answer): lookups = 2 x (2 per split iteration + 1 per unsplit one)
+    out = run(["deployment.overlap=two_batch", "network=analytical", "network.cache.enabled=false",
+               "topology.num_nodes=2", "deployment.layout.dp=16", "deployment.layout.ep=16"])
+    d = out.summary["deployment"]["two_batch_overlap"]
+    calls = 2 * d["overlapped_iterations"] + (d["iterations"] - d["overlapped_iterations"])
+    assert out.summary["network_lookups"] == 2 * calls

@@ -181,6 +181,44 @@ class CommConfig:
                 f"must be in [0, 100], got {self.token_grid_percent}")
 
 
+SPECULATIVE_METHODS = ("none", "mtp")
+
+
+@dataclass
+class SpeculativeConfig:
+    """Speculative decoding (cosim.serving.speculative, docs/serving.md "MTP").
+
+    mtp: the model's multi-token-prediction module (DeepSeek-V3 report, arXiv 2412.19437
+    sec. 2.2: one transformer block + a projection, embedding and output head shared with
+    the main model) drafts `draft_tokens` tokens one after another; the target model verifies
+    the draft_tokens + 1 positions of every request in its step. With each draft token
+    accepted with probability `acceptance`, independently, until the first rejection, a step
+    yields E = sum_{i=0..k} a^i tokens (the accepted prefix plus the target's own token).
+    SGLang: --speculative-algorithm EAGLE/NEXTN --speculative-num-steps k; vLLM:
+    speculative_config {"method": "deepseek_mtp", "num_speculative_tokens": k}.
+    """
+
+    method: str = "none"  # none | mtp
+    draft_tokens: int = 1  # k
+    acceptance: float = 0.0  # a: per-token acceptance probability of a draft token
+
+    def validate(self, prefix: str) -> None:
+        require(self.method in SPECULATIVE_METHODS, f"{prefix}.method",
+                f"must be one of {', '.join(SPECULATIVE_METHODS)}, got {self.method!r}")
+        k = self.draft_tokens
+        require(isinstance(k, int) and not isinstance(k, bool) and 1 <= k <= 16,
+                f"{prefix}.draft_tokens", f"must be an integer in 1..16, got {k!r}")
+        require(0 <= self.acceptance <= 1, f"{prefix}.acceptance",
+                f"must be in [0, 1], got {self.acceptance}")
+
+    @property
+    def tokens_per_step(self) -> float:
+        """E = sum_{i=0..k} a^i: expected tokens a decode step emits (1 when off)."""
+        if self.method == "none":
+            return 1.0
+        return float(sum(self.acceptance ** i for i in range(self.draft_tokens + 1)))
+
+
 @dataclass
 class RoleConfig:
     """A pool of identical instances with one role in a disaggregated deployment."""
@@ -233,6 +271,7 @@ class DeploymentConfig:
     # overlap) do; cosim.serving.two_batch, docs/serving.md "Two-batch overlap". AFD units
     # keep their own ping-pong (micro_batches).
     overlap: str = "none"
+    speculative: SpeculativeConfig = field(default_factory=SpeculativeConfig)
     options: dict[str, Any] = field(default_factory=dict)  # deployment-specific knobs
 
     def validate(self, prefix: str = "deployment") -> None:
@@ -254,6 +293,10 @@ class DeploymentConfig:
                 f"must be one of {', '.join(MICRO_BATCH_COSTS)}, got {self.micro_batch_cost!r}")
         require(self.overlap in OVERLAPS, f"{prefix}.overlap",
                 f"must be one of {', '.join(OVERLAPS)}, got {self.overlap!r}")
+        self.speculative.validate(f"{prefix}.speculative")
+        require(self.speculative.method == "none" or self.kind not in ("afd", "pd_afd"),
+                f"{prefix}.speculative.method",
+                "speculative decoding is modelled for chunked and pd instances, not AFD units")
         for name, role in self.roles.items():
             role.validate(f"{prefix}.roles.{name}")
         self.placement.validate(f"{prefix}.placement")

@@ -17,6 +17,7 @@ from cosim.errors import require
 BACKENDS = ("analytical", "ns3", "alpha_beta")
 MODES = ("phase", "iteration")
 TRANSPORTS = ("lossless", "dctcp", "tcp")
+EP_KERNEL_MODES = ("normal", "low_latency", "auto")
 
 
 @dataclass
@@ -135,12 +136,40 @@ class NetworkConfig:
     cache: CacheConfig = field(default_factory=CacheConfig)
     analytical: AnalyticalConfig = field(default_factory=AnalyticalConfig)
     ns3: Ns3Config = field(default_factory=Ns3Config)
+    # DeepEP kernel family of the EP dispatch/combine inside chunked/pd iterations
+    # (docs/network.md "EP kernel modes"). normal: node-deduplicated sends forwarded over
+    # NVLink (one copy per destination GPU inside a server), per-kernel cost
+    # deployment.comm.launch_us (today's model). low_latency: flat per-expert sends of
+    # fixed-size messages (16-byte header + payload, DeepEP csrc/kernels/internode_ll.cu)
+    # into buffers of ep_low_latency_max_tokens tokens per rank, per-kernel cost
+    # ep_low_latency_us. auto: low_latency for decode-only iterations, normal for any with
+    # prefill (SGLang --deepep-mode auto, sgl-project/sglang PR #4767; vLLM's DeepEP
+    # low-latency backend serves decode, high-throughput prefill).
+    ep_kernel_mode: str = "normal"
+    # Fixed cost of one low-latency kernel (us): the README gives latencies at 128 tokens
+    # only (deepseek-ai/DeepEP docs/legacy.md, H800 + CX7, top-8, FP8 dispatch / BF16
+    # combine); the intercept of the line through each EP size's dispatch and combine point
+    # (bytes vs latency), median over EP 8..256, is 25.5 us (spread 3-37 us):
+    # scripts/ep_kernel_example.py derives it.
+    ep_low_latency_us: float = 25.5
+    # Tokens per rank a low-latency buffer holds (SGLang's
+    # SGLANG_DEEPEP_NUM_MAX_DISPATCH_TOKENS_PER_RANK default 128; DeepEP asserts a call never
+    # exceeds it): more tokens per GPU run ceil(t / max) low-latency rounds.
+    ep_low_latency_max_tokens: int = 128
 
     def validate(self, prefix: str = "network") -> None:
         require(self.backend in BACKENDS, f"{prefix}.backend",
                 f"unknown backend {self.backend!r}; use one of {', '.join(BACKENDS)}")
         require(self.mode in MODES, f"{prefix}.mode",
                 f"unknown mode {self.mode!r}; use one of {', '.join(MODES)}")
+        require(self.ep_kernel_mode in EP_KERNEL_MODES, f"{prefix}.ep_kernel_mode",
+                f"unknown EP kernel mode {self.ep_kernel_mode!r}; use one of "
+                f"{', '.join(EP_KERNEL_MODES)}")
+        require(self.ep_low_latency_us >= 0, f"{prefix}.ep_low_latency_us",
+                f"must be >= 0, got {self.ep_low_latency_us}")
+        require(isinstance(self.ep_low_latency_max_tokens, int)
+                and self.ep_low_latency_max_tokens >= 1, f"{prefix}.ep_low_latency_max_tokens",
+                f"must be an integer >= 1, got {self.ep_low_latency_max_tokens!r}")
         self.cache.validate(f"{prefix}.cache")
         self.analytical.validate(f"{prefix}.analytical")
         self.ns3.validate(f"{prefix}.ns3")

@@ -136,7 +136,9 @@ class AlphaBetaComm:
 
     def __init__(self, layout: ParallelLayout, shape: TrafficShape, links: LinkFigures,
                  dispatch_dtype: str = "fp8", combine_dtype: str = "bfloat16",
-                 launch_us: float = 5.0, activation_dtype: str = "bfloat16"):
+                 launch_us: float = 5.0, activation_dtype: str = "bfloat16",
+                 kernel_mode: str = "normal", ll_launch_us: float = 25.5,
+                 ll_max_tokens: int = 128):
         self.layout = layout
         self.shape = shape
         self.links = links
@@ -152,12 +154,27 @@ class AlphaBetaComm:
         self.combine_b = activation_bytes(combine_dtype, shape.hidden)
         self.ar_b = activation_bytes(activation_dtype, shape.hidden)
         self.remote = expected_remote_ranks(ep, shape.topk) * layout.moe_tp
+        # network.ep_kernel_mode (docs/network.md): low-latency kernels send one message per
+        # (token, expert) not on the token's GPU - k (ep - 1) / ep copies under uniform
+        # routing - each dispatch message with DeepEP's 16-byte header, in calls of at most
+        # ll_max_tokens tokens per rank, each call paying ll_launch_s.
+        self.kernel_mode = kernel_mode
+        self.phase_aware = kernel_mode == "auto"
+        self.ll_remote = (shape.topk * (ep - 1) / ep if ep > 1 else 0.0) * layout.moe_tp
+        self.ll_dispatch_b = self.dispatch_b + 16
+        self.ll_launch_s = ll_launch_us * 1e-6
+        self.ll_max_tokens = int(ll_max_tokens)
         tp = layout.tp
         tp_same = min(tp, gpn)
         self.tp_crosses_nodes = tp_same < tp
         self.phases = 0
 
-    def _phase_s(self, bytes_per_gpu: float, local_frac: float) -> float:
+    def _phase_s(self, bytes_per_gpu: float, local_frac: float, launch_s: float | None = None,
+                 calls: int = 1) -> float:
+        """launch + latency + bytes / bandwidth of one phase (`calls` kernel calls sharing
+        the bytes: each pays the launch and the latency)."""
+        if calls != 1:
+            return calls * self._phase_s(bytes_per_gpu / calls, local_frac, launch_s)
         lk = self.links
         t_nv = bytes_per_gpu * local_frac / lk.nvlink_bytes_s + lk.nvlink_hop_s if local_frac > 0 else 0.0
         remote = bytes_per_gpu * (1.0 - local_frac)
@@ -166,15 +183,25 @@ class AlphaBetaComm:
             if lk.nic_bytes_s <= 0:
                 raise ValueError("the instance spans servers but the topology has no NIC bandwidth")
             t_nic = remote / lk.nic_bytes_s + lk.nic_path_s
-        return self.launch_s + max(t_nv, t_nic)
+        return (self.launch_s if launch_s is None else launch_s) + max(t_nv, t_nic)
 
-    def breakdown(self, tokens: int) -> dict[str, float]:
+    def breakdown(self, tokens: int, decode_only: bool = False) -> dict[str, float]:
         """Seconds per pattern for one iteration of `tokens` tokens (all layers)."""
         out = {"ep_dispatch": 0.0, "ep_combine": 0.0, "tp_allreduce": 0.0}
         if tokens <= 0:
             return out
         s, lay = self.shape, self.layout
-        if lay.ep > 1 and s.num_moe_layers:
+        ll = self.kernel_mode == "low_latency" or (self.phase_aware and decode_only)
+        if ll and lay.ep > 1 and s.num_moe_layers:
+            per_gpu_tokens = tokens / self.gpus
+            calls = max(1, math.ceil(per_gpu_tokens / self.ll_max_tokens))
+            out["ep_dispatch"] = s.num_moe_layers * self._phase_s(
+                per_gpu_tokens * self.ll_remote * self.ll_dispatch_b, self.ep_local_frac,
+                self.ll_launch_s, calls)
+            out["ep_combine"] = s.num_moe_layers * self._phase_s(
+                per_gpu_tokens * self.ll_remote * self.combine_b, self.ep_local_frac,
+                self.ll_launch_s, calls)
+        elif lay.ep > 1 and s.num_moe_layers:
             per_gpu_tokens = tokens / self.gpus
             out["ep_dispatch"] = s.num_moe_layers * self._phase_s(
                 per_gpu_tokens * self.remote * self.dispatch_b, self.ep_local_frac)
@@ -192,9 +219,9 @@ class AlphaBetaComm:
             out["tp_allreduce"] = (s.num_layers + s.num_dense_layers) * (self.launch_s + step)
         return out
 
-    def time_s(self, tokens: int) -> float:
+    def time_s(self, tokens: int, decode_only: bool = False) -> float:
         self.phases += 1
-        return sum(self.breakdown(tokens).values())
+        return sum(self.breakdown(tokens, decode_only).values())
 
     def link_bytes(self, tokens: int) -> dict[str, tuple[float, float]]:
         """Bytes of one iteration per traffic class, (NVLink, scale-out), all layers, from the

@@ -136,7 +136,9 @@ class FabricComm:
                  combine_dtype: str = "bfloat16", activation_dtype: str = "bfloat16",
                  launch_us: float = 5.0, imbalance: float = 0.0, token_grid_percent: float = 2.0,
                  num_groups: int = 1, topk_groups: int | None = None, seed: int = 0,
-                 lookups: NetworkLookups | None = None, recorder: Any = None):
+                 lookups: NetworkLookups | None = None, recorder: Any = None,
+                 kernel_mode: str = "normal", ll_launch_us: float = 25.5,
+                 ll_max_tokens: int = 128):
         self.backend = backend
         self.layout = layout
         self.shape = shape
@@ -151,8 +153,18 @@ class FabricComm:
         self.imbalance = imbalance
         self.grid = token_grid_percent
         self.seed = seed
+        from cosim.traffic.ep_alltoall import kernel_send_mode
+
         ep_nodes = np.unique(self.ep_gpus // self.gpn).size
-        self.mode = "gpu" if ep_nodes == 1 else "node"
+        self.normal_mode = kernel_send_mode("normal", ep_nodes)
+        # network.ep_kernel_mode: normal | low_latency | auto (low-latency kernels for
+        # decode-only iterations, normal ones with prefill, as SGLang's --deepep-mode auto)
+        self.kernel_mode = kernel_mode
+        self.phase_aware = kernel_mode == "auto"
+        self.mode = kernel_send_mode(kernel_mode, ep_nodes) if kernel_mode != "auto" \
+            else f"{self.normal_mode}+expert"
+        self.ll_launch_s = float(ll_launch_us) * 1e-6
+        self.ll_max_tokens = int(ll_max_tokens)
         groups_ok = (num_groups > 1 and shape.num_experts % num_groups == 0
                      and topk_groups is not None and topk_groups * (shape.num_experts // num_groups)
                      >= shape.topk)
@@ -160,11 +172,13 @@ class FabricComm:
         self.topk_groups = topk_groups if groups_ok else None
         self.lookups = lookups if lookups is not None else NetworkLookups()
         self._phase: dict[tuple, float] = {}  # per grid point: seconds of one layer's phase
-        self._iter: dict[int, tuple] = {}  # tokens -> (seconds, flow-batch lookups, groups)
+        # tokens (and decode_only under ep_kernel_mode=auto) -> (seconds, flow-batch lookups,
+        # breakdown, the phases it used: for output.flows)
+        self._iter: dict = {}
         # output.flows (cosim.serving.flow_record): the phases an iteration uses, per tokens
         self.recorder = recorder
         self._groups: list[tuple] = []
-        self._stream: EPTokenStream | None = None  # built on the first EP phase
+        self._streams: dict[str, EPTokenStream] = {}  # send mode -> stream (first EP phase)
         self._bytes: dict[tuple, dict[str, tuple[float, float]]] = {}  # link_bytes, per grid point
         self.flow_batches = 0
 
@@ -199,7 +213,10 @@ class FabricComm:
                    num_groups=int(hf.get("n_group", 1) or 1),
                    topk_groups=int(hf["topk_group"]) if hf.get("topk_group") else None,
                    seed=int(cfg.seed), lookups=run_lookups(shared),
-                   recorder=shared.get("flow_recorder"))
+                   recorder=shared.get("flow_recorder"),
+                   kernel_mode=str(getattr(cfg.network, "ep_kernel_mode", "normal")),
+                   ll_launch_us=float(getattr(cfg.network, "ep_low_latency_us", 25.5)),
+                   ll_max_tokens=int(getattr(cfg.network, "ep_low_latency_max_tokens", 128)))
 
     # --- phases ------------------------------------------------------------------------------
     def _makespan(self, flows, key: tuple | None = None, traffic_class: str = "") -> float:
@@ -212,33 +229,71 @@ class FabricComm:
                                   getattr(self.backend, "name", "?"))
         return float(result.makespan)
 
-    def _ep(self, tokens_per_gpu: int) -> tuple[float, float]:
-        """(dispatch, combine) seconds of one MoE layer with `tokens_per_gpu` on each EP GPU:
-        two lookups, answered by the run's memo or (both directions share one routing) by the
-        backend."""
-        d = self._phase.get(("ep", "dispatch", tokens_per_gpu))
+    def _stream(self, kernel: str) -> EPTokenStream:
+        """The routed token stream of DeepEP's `kernel` family (its send mode), built once."""
+        from cosim.traffic.ep_alltoall import kernel_send_mode
+
+        send = self.normal_mode if kernel == "normal" else kernel_send_mode(kernel, 1)
+        stream = self._streams.get(send)
+        if stream is None:
+            s = self.shape
+            stream = self._streams[send] = EPTokenStream(
+                self.ep_gpus, s.num_experts, s.topk, self.gpn, send, imbalance=self.imbalance,
+                seed=self.seed, num_groups=self.num_groups, topk_groups=self.topk_groups)
+        return stream
+
+    def _ep(self, tokens_per_gpu: int, kernel: str = "normal") -> tuple[float, float]:
+        """(dispatch, combine) seconds of one MoE layer with `tokens_per_gpu` on each EP GPU
+        sent by DeepEP's `kernel` family: two lookups, answered by the run's memo or (both
+        directions share one routing) by the backend."""
+        key = (kernel, tokens_per_gpu)
+        d = self._phase.get(("ep", "dispatch", *key))
         if d is not None:
             self.lookups.memo += 2
-            return d, self._phase[("ep", "combine", tokens_per_gpu)]
+            return d, self._phase[("ep", "combine", *key)]
         from cosim.network.flows import FlowBatch
-        from cosim.traffic.ep_alltoall import token_bytes
+        from cosim.traffic.ep_alltoall import ll_message_bytes, token_bytes
 
         s = self.shape
-        if self._stream is None:
-            self._stream = EPTokenStream(self.ep_gpus, s.num_experts, s.topk, self.gpn, self.mode,
-                                         imbalance=self.imbalance, seed=self.seed,
-                                         num_groups=self.num_groups, topk_groups=self.topk_groups)
-        src, dst, tok, tag = self._stream.counts(tokens_per_gpu)
+        src, dst, tok, tag = self._stream(kernel).counts(tokens_per_gpu)
         out = []
         for name, (a, b), dtype in (("dispatch", (src, dst), self.dispatch_dtype),
                                     ("combine", (dst, src), self.combine_dtype)):
-            flows = FlowBatch.from_arrays(a, b, tok * token_bytes(s.hidden, dtype), None, tag)
+            per = (ll_message_bytes(s.hidden, dtype, name) if kernel == "low_latency"
+                   else token_bytes(s.hidden, dtype))
+            flows = FlowBatch.from_arrays(a, b, tok * per, None, tag)
             if len(flows) == 0:
                 self.lookups.memo += 1  # nothing to send: answered without the network
-            key = ("ep", name, tokens_per_gpu)
-            t = self._phase[key] = self._makespan(flows, key, f"ep_{name}")
+            pkey = ("ep", name, *key)
+            t = self._phase[pkey] = self._makespan(flows, pkey, f"ep_{name}")
             out.append(t)
         return out[0], out[1]
+
+    def _ep_layer(self, tokens_per_gpu: int, kernel: str) -> tuple[float, float]:
+        """(dispatch, combine) of one MoE layer with each kernel's fixed cost: normal, one
+        call; low_latency, one call per buffer-full (ll_rounds), each with ll_launch_s."""
+        layers = self.shape.num_moe_layers
+        if kernel == "normal":
+            disp, comb = self._ep(tokens_per_gpu)
+            self._groups.append((("ep", "dispatch", "normal", tokens_per_gpu), layers))
+            self._groups.append((("ep", "combine", "normal", tokens_per_gpu), layers))
+            return disp + self.launch_s, comb + self.launch_s
+        from cosim.traffic.ep_alltoall import ll_rounds
+
+        disp = comb = 0.0
+        for t in ll_rounds(tokens_per_gpu, self.ll_max_tokens):
+            d, c = self._ep(t, kernel)
+            self._groups.append((("ep", "dispatch", kernel, t), layers))
+            self._groups.append((("ep", "combine", kernel, t), layers))
+            disp += d + self.ll_launch_s
+            comb += c + self.ll_launch_s
+        return disp, comb
+
+    def kernel_for(self, decode_only: bool) -> str:
+        """The DeepEP kernel family of an iteration (network.ep_kernel_mode)."""
+        if self.kernel_mode == "auto":
+            return "low_latency" if decode_only else "normal"
+        return self.kernel_mode
 
     def _allreduce(self, group_tokens: int) -> float:
         key = ("ar", group_tokens)
@@ -275,7 +330,7 @@ class FabricComm:
                 batches.append(ring_allreduce_flows(size, [grp]))
         return FlowBatch.concat(batches)
 
-    def link_bytes(self, tokens: int) -> dict[str, tuple[float, float]]:
+    def link_bytes(self, tokens: int, decode_only: bool = False) -> dict[str, tuple[float, float]]:
         """Bytes of one iteration of `tokens` tokens per traffic class (ep_dispatch,
         ep_combine, allreduce), as (NVLink, scale-out) by the flows' endpoints, all layers:
         the flows `breakdown` times (same token grid), without the network."""
@@ -286,20 +341,23 @@ class FabricComm:
         s, lay = self.shape, self.layout
         if tokens > 0 and lay.ep > 1 and s.num_moe_layers:
             t = grid_up(-(-tokens // lay.attention_gpus), self.grid)
-            hit = self._bytes.get(("ep", t))
+            kernel = self.kernel_for(decode_only)
+            hit = self._bytes.get(("ep", kernel, t))
             if hit is None:
-                if self._stream is None:
-                    self._stream = EPTokenStream(self.ep_gpus, s.num_experts, s.topk, self.gpn,
-                                                 self.mode, imbalance=self.imbalance,
-                                                 seed=self.seed, num_groups=self.num_groups,
-                                                 topk_groups=self.topk_groups)
-                src, dst, tok, _ = self._stream.counts(t)
-                hit = {}
-                for name, dtype in (("ep_dispatch", self.dispatch_dtype),
-                                    ("ep_combine", self.combine_dtype)):
-                    nv, so = domain_bytes(src, dst, tok * token_bytes(s.hidden, dtype), self.gpn)
-                    hit[name] = (nv * s.num_moe_layers, so * s.num_moe_layers)
-                self._bytes[("ep", t)] = hit
+                from cosim.traffic.ep_alltoall import ll_message_bytes, ll_rounds
+
+                rounds = [t] if kernel == "normal" else ll_rounds(t, self.ll_max_tokens)
+                hit = {"ep_dispatch": (0.0, 0.0), "ep_combine": (0.0, 0.0)}
+                for r in rounds:
+                    src, dst, tok, _ = self._stream(kernel).counts(r)
+                    for name, dtype in (("dispatch", self.dispatch_dtype),
+                                        ("combine", self.combine_dtype)):
+                        per = (ll_message_bytes(s.hidden, dtype, name) if kernel == "low_latency"
+                               else token_bytes(s.hidden, dtype))
+                        nv, so = domain_bytes(src, dst, tok * per, self.gpn)
+                        a, b = hit[f"ep_{name}"]
+                        hit[f"ep_{name}"] = (a + nv * s.num_moe_layers, b + so * s.num_moe_layers)
+                self._bytes[("ep", kernel, t)] = hit
             out.update(hit)
         if tokens > 0 and lay.tp > 1:
             gt = grid_up(-(-tokens // lay.dp), self.grid)
@@ -312,19 +370,17 @@ class FabricComm:
             out.update(hit)
         return out
 
-    def breakdown(self, tokens: int) -> dict[str, float]:
+    def breakdown(self, tokens: int, decode_only: bool = False) -> dict[str, float]:
         """Seconds per pattern for one iteration of `tokens` tokens (all layers)."""
         out = {"ep_dispatch": 0.0, "ep_combine": 0.0, "tp_allreduce": 0.0}
         if tokens <= 0:
             return out
         s, lay = self.shape, self.layout
         if lay.ep > 1 and s.num_moe_layers:
-            g = grid_up(-(-tokens // lay.attention_gpus), self.grid)
-            disp, comb = self._ep(g)
-            self._groups.append((("ep", "dispatch", g), s.num_moe_layers))
-            self._groups.append((("ep", "combine", g), s.num_moe_layers))
-            out["ep_dispatch"] = s.num_moe_layers * (disp + self.launch_s)
-            out["ep_combine"] = s.num_moe_layers * (comb + self.launch_s)
+            t = grid_up(-(-tokens // lay.attention_gpus), self.grid)
+            disp, comb = self._ep_layer(t, self.kernel_for(decode_only))
+            out["ep_dispatch"] = s.num_moe_layers * disp
+            out["ep_combine"] = s.num_moe_layers * comb
         if lay.tp > 1:
             gt = grid_up(-(-tokens // lay.dp), self.grid)
             out["tp_allreduce"] = (s.num_layers + s.num_dense_layers) * (
@@ -332,27 +388,46 @@ class FabricComm:
             self._groups.append((("ar", gt), s.num_layers + s.num_dense_layers))
         return out
 
-    def time_s(self, tokens: int) -> float:
-        """Exposed communication of an iteration of `tokens` tokens; each call counts its
+    def time_s(self, tokens: int, decode_only: bool = False) -> float:
+        """Exposed communication of an iteration of `tokens` tokens (decode_only: no prefill
+        in it, which picks the kernels under ep_kernel_mode=auto); each call counts its
         flow-batch lookups (the same number whether the memo or the backend answers)."""
-        e = self._iter.get(tokens)
+        key = (tokens, decode_only) if self.phase_aware else tokens
+        e = self._iter.get(key)
         if e is not None:
             self.lookups.memo += e[1]
-        else:
-            before = self.lookups.lookups
-            self._groups = []
-            t = sum(self.breakdown(tokens).values())
-            e = self._iter[tokens] = (t, self.lookups.lookups - before, tuple(self._groups))
-        if self.recorder is not None:
-            for key, layers in e[2]:
-                self.recorder.use((id(self), *key), layers=layers)
+            return e[0] if self.recorder is None else self._replay_groups(e)
+        before = self.lookups.lookups
+        self._groups = []
+        b = self.breakdown(tokens, decode_only)
+        t = sum(b.values())
+        e = self._iter[key] = (t, self.lookups.lookups - before, b, tuple(self._groups))
+        return t if self.recorder is None else self._replay_groups(e)
+
+    def _replay_groups(self, e: tuple) -> float:
+        """Tell the flow recorder which phases (and how many layers of each) this iteration
+        used; returns its seconds."""
+        for key, layers in e[3]:
+            self.recorder.use((id(self), *key), layers=layers)
         return e[0]
+
+    def parts(self, tokens: int, decode_only: bool = False) -> dict[str, float]:
+        """breakdown() of an iteration time_s has priced (no lookup counted again: two-batch
+        overlap asks it after time_s to split a half's communication into its stages)."""
+        key = (tokens, decode_only) if self.phase_aware else tokens
+        e = self._iter.get(key)
+        if e is None:
+            self.time_s(tokens, decode_only)
+            e = self._iter[key]
+        return e[2]
 
     def stats(self) -> dict:
         out: dict = {"comm_model": f"fabric:{getattr(self.backend, 'name', '?')}",
                      "comm_ep_mode": self.mode, "comm_flow_batches": self.flow_batches,
                      "comm_phase_results": len(self._phase),
                      "comm_token_grid_percent": self.grid}
+        if self.kernel_mode != "normal":
+            out["comm_ep_kernel_mode"] = self.kernel_mode
         bstats = getattr(self.backend, "stats", None)
         if callable(bstats):
             out["network_cache_grid_percent"] = bstats().get("grid_percent")

@@ -130,7 +130,12 @@ class Instance:
             n, kv_sum, p_tok, p_kv, p_req = p
             comp = cost.whole(n, kv_sum, p_tok, p_kv, p_req)
             tokens = n + p_tok
-            comm = cost.comm_s(tokens)
+            if cost.q == 1:
+                comm = cost.comm_s(tokens) if p_tok else cost.comm_decode_s(tokens)
+            else:  # speculative decoding: k + 1 verified positions per decode request
+                vt = n * cost.q + p_tok
+                comm = ((cost.comm_s(vt) if p_tok else cost.comm_decode_s(vt))
+                        + cost.draft_comm_s(n, p_tok))
             dur = comp + comm
             kv = sch.kv
             self.rows.append((now, dur, comp, comm, n, p_tok, p_req, len(sch.waiting),
@@ -142,8 +147,14 @@ class Instance:
         if tokens == 0:
             self.busy = False
             return None
-        comp = attn + cost.ffn(-(-tokens // self.dp))
-        comm = cost.comm_s(tokens)
+        if cost.q == 1:
+            comp = attn + cost.ffn(-(-tokens // self.dp))
+            comm = cost.comm_s(tokens) if pt_all else cost.comm_decode_s(tokens)
+        else:  # speculative decoding: k + 1 verified positions per decode request
+            vt = n_all * cost.q + pt_all
+            comp = attn + cost.ffn(-(-vt // self.dp))
+            comm = ((cost.comm_s(vt) if pt_all else cost.comm_decode_s(vt))
+                    + cost.draft_comm_s(n_all, pt_all))
         dur = comp + comm
         self.rows.append((now, dur, comp, comm, n_all, pt_all, pr_all, wait, run, used, tmax))
         self.busy = True
@@ -173,12 +184,13 @@ class Instance:
                 used += kv.capacity - kv.free
                 n = sch.n_dec
                 if n:
+                    kvs = sch.kv_off + n * s if sch.kv_rate == 1 else sch.kv_sum(n, s)
                     if plans is None:
-                        a = decode_attention(n, sch.kv_off + n * s)
+                        a = decode_attention(n, kvs)
                         if a > attn:
                             attn = a
                     else:
-                        plans.append((n, sch.kv_off + n * s, 0, 0, 0))
+                        plans.append((n, kvs, 0, 0, 0))
                     if n > tmax:
                         tmax = n
                     n_all += n

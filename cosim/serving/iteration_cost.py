@@ -42,7 +42,7 @@ class StepCostLike(Protocol):
 class CommLike(Protocol):
     name: str  # models with `memoised = True` keep their own results (see IterationCost)
 
-    def time_s(self, tokens: int) -> float: ...
+    def time_s(self, tokens: int) -> float: ...  # phase_aware models: (tokens, decode_only)
 
     def stats(self) -> dict: ...
 
@@ -76,8 +76,19 @@ class IterationCost:
         # A comm model that memoises (and counts its network lookups) itself is asked every
         # iteration; others are memoised here.
         self.comm_s = comm.time_s if getattr(comm, "memoised", False) else self._comm_memo
+        # Decode-only iterations: a comm model whose kernels depend on the phase
+        # (`phase_aware`: network.ep_kernel_mode=auto) is asked with decode_only=True;
+        # for the others it is comm_s itself.
+        self.comm_decode_s = self.comm_s
+        if getattr(comm, "phase_aware", False):
+            self._comm_dec: dict[int, float] = {}
+            self.comm_decode_s = ((lambda t: comm.time_s(t, decode_only=True))
+                                  if getattr(comm, "memoised", False) else self._comm_decode_memo)
         self._whole_dec: dict[int, list] = {}
         self._attn_dec: dict[int, list] = {}
+        # Tokens each decode request puts through the FFN and the fabric per iteration: 1,
+        # or k + 1 verified positions under speculative decoding (cosim.serving.speculative).
+        self.q = 1
 
     # --- lookups -------------------------------------------------------------------------------
     def _lookup(self, memo: dict, fn, n: int, kv_sum: int, p_tok: int, p_kv: int, p_req: int) -> float:
@@ -188,6 +199,17 @@ class IterationCost:
         c = self._comm.get(tokens)
         if c is None:
             c = self._comm[tokens] = float(self.comm.time_s(tokens))
+        return c
+
+    def draft_comm_s(self, n_all: int, pt_all: int) -> float:
+        """Communication of a draft model's forwards (0: no speculative decoding)."""
+        return 0.0
+
+    def _comm_decode_memo(self, tokens: int) -> float:
+        """_comm_memo of a decode-only iteration (phase-aware comm models)."""
+        c = self._comm_dec.get(tokens)
+        if c is None:
+            c = self._comm_dec[tokens] = float(self.comm.time_s(tokens, decode_only=True))
         return c
 
     # --- reporting -----------------------------------------------------------------------------

@@ -54,7 +54,8 @@ class Scheduler:
 
     def __init__(self, iid: int, kv: KVCache, hasher: BlockHasher, state: RequestState, *,
                  token_budget: int, max_running: int, chunked_prefill: bool = True,
-                 watermark: float = 0.01, prefill_only: bool = False, policy: str = "mixed"):
+                 watermark: float = 0.01, prefill_only: bool = False, policy: str = "mixed",
+                 tokens_per_step: float = 1.0):
         self.iid = iid
         self.kv = kv
         self.B = kv.block_tokens
@@ -74,6 +75,10 @@ class Scheduler:
         self.reserved = 0  # guaranteed_no_evict: blocks promised to running requests, not taken
         self.future: dict[int, int] = {}  # per request: its promised, not yet taken blocks
         self._prefill_iter = False  # prefill_first: the iteration in flight ran no decode
+        # Speculative decoding (deployment.speculative): a decode step emits E tokens on
+        # average, so a request with R tokens to go decodes in ceil(R / E) steps and its context
+        # grows by E per step. kv_rate stays the int 1 without it (today's integer path).
+        self.kv_rate: float = 1 if tokens_per_step == 1 else float(tokens_per_step)
 
         self.waiting: deque[int] = deque()  # FCFS, preempted requests at the head
         self.decode_waiting: deque[int] = deque()  # KV computed elsewhere (disaggregated)
@@ -130,7 +135,12 @@ class Scheduler:
         n = self.n_dec
         if n == 0:
             return None
-        return n, self.kv_off + n * s, 0, 0, 0
+        return n, self.kv_sum(n, s), 0, 0, 0
+
+    def kv_sum(self, n: int, s: int) -> int:
+        """Summed context of the n decoding requests at iteration s (module docstring)."""
+        r = self.kv_rate
+        return self.kv_off + n * s if r == 1 else int(self.kv_off + n * s * r)
 
     def _plan_mixed(self, now: float, s: int) -> tuple[int, int, int, int, int] | None:
         st = self.state
@@ -185,9 +195,9 @@ class Scheduler:
                         f"instance {self.iid}: request {self.waiting[0]} does not fit the empty "
                         f"KV cache ({self.kv.capacity} blocks of {self.B} tokens)")
                 return None
-            return n, self.kv_off + n * s, 0, 0, 0
+            return n, self.kv_sum(n, s), 0, 0, 0
         p_tok = sum(c for _, c in chunks)
-        return n, self.kv_off + n * s, p_tok, -(-ctx_end // p_req), p_req
+        return n, self.kv_sum(n, s), p_tok, -(-ctx_end // p_req), p_req
 
     def _admit(self, rid: int, now: float) -> bool:
         """Reserve KV for a waiting request's prompt (after its prefix hit); False if no room."""
@@ -280,8 +290,9 @@ class Scheduler:
                     break
             else:
                 self.private[rid] += 1
-                if t + B <= self.dec_fin[rid]:
-                    heappush(bh, (t + B, rid, j))
+                nxt = t + B if self.kv_rate == 1 else self._next_block(t, j, self.dec_k0[rid])
+                if nxt <= self.dec_fin[rid]:
+                    heappush(bh, (nxt, rid, j))
 
     # --- iteration end -----------------------------------------------------------------------
     def complete(self, now: float) -> tuple[list[int], list[int]]:
@@ -328,7 +339,7 @@ class Scheduler:
             _, rid, j = heappop(fh)
             if self.dec_join.get(rid) != j:
                 continue
-            self._leave_decode(rid, s + 1)
+            self._leave_decode(rid, s + 1, finished=True)
             self._release(rid)
             del self.running[rid]
             self._finished(rid, now, finished)
@@ -350,26 +361,46 @@ class Scheduler:
     def _join_decode(self, rid: int, j: int) -> None:
         st = self.state
         k0 = st.ctx_len[rid]
-        fin = j + st.output[rid] - st.generated[rid] - 1
+        r = self.kv_rate
+        left = st.output[rid] - st.generated[rid]
+        fin = j + (left if r == 1 else max(1, math.ceil(left / r - 1e-9))) - 1
         self.dec_join[rid] = j
         self.dec_k0[rid] = k0
         self.dec_fin[rid] = fin
         self.n_dec += 1
-        self.kv_off += k0 + 1 - j
+        self.kv_off += k0 + 1 - j * r
         heappush(self.fin_heap, (fin, rid, j))
-        nb = j + (-k0) % self.B  # first iteration that writes into a new block
+        # first iteration that writes into a new block
+        nb = j + (-k0) % self.B if r == 1 else self._next_block(j - 1, j, k0)
         if nb <= fin:
             heappush(self.blk_heap, (nb, rid, j))
 
-    def _leave_decode(self, rid: int, s_next: int) -> None:
+    def _next_block(self, t: int, j: int, k0: int) -> int:
+        """Speculative decoding: the first iteration after t whose E tokens cross into a new
+        block of a request that joined at j with k0 tokens (KV = k0 + E (s - j + 1) after s)."""
+        r, B = self.kv_rate, self.B
+        x = (-k0) % B  # free slots in its last block at join
+        m = 0 if t < j else math.ceil(((t - j) * r - x) / B - 1e-9) + 1
+        while True:
+            nb = j + int((x + B * m) // r)
+            if nb > t:
+                return nb
+            m += 1
+
+    def _leave_decode(self, rid: int, s_next: int, finished: bool = False) -> None:
         """Remove from the decode set, having executed iterations j..s_next-1; register its KV."""
         j = self.dec_join.pop(rid)
         k0 = self.dec_k0.pop(rid)
         del self.dec_fin[rid]
         self.n_dec -= 1
-        self.kv_off -= k0 + 1 - j
+        r = self.kv_rate
+        self.kv_off -= k0 + 1 - j * r
         steps = s_next - j
-        self.state.generated[rid] += steps
+        st = self.state
+        if r != 1:  # E tokens per step; a finished request has all its tokens
+            left = st.output[rid] - st.generated[rid]
+            steps = left if finished else min(left, int(steps * r))
+        st.generated[rid] += steps
         self._register(rid, (k0 + steps) // self.B)
 
     # --- KV bookkeeping ----------------------------------------------------------------------

@@ -108,10 +108,13 @@ def make_comm_factory(cfg: Any, spec: Any, notes: dict) -> tuple[CommFactory, di
     shape = TrafficShape.from_spec(spec)
     act = str(getattr(spec.precision.activation, "value", spec.precision.activation))
     links = LinkFigures.from_config(getattr(cfg, "topology", None), cfg.hardware)
+    net = cfg.network
 
     def alpha_beta(layout: ParallelLayout, first: int):
         return AlphaBetaComm(layout, shape, links, d.dispatch_dtype, d.combine_dtype,
-                             d.launch_us, act)
+                             d.launch_us, act, kernel_mode=net.ep_kernel_mode,
+                             ll_launch_us=net.ep_low_latency_us,
+                             ll_max_tokens=net.ep_low_latency_max_tokens)
 
     return alpha_beta, shared
 

@@ -70,7 +70,7 @@ class TwoBatchInstance(Instance):
         super().__init__(info, ranks, cost, prefix_routing=prefix_routing)
         self.layers = max(1, int(num_layers))
         self._ffn_share: dict[tuple, float] = {}  # dp = 1: FFN seconds of a batch shape
-        self._comm_share: dict[int, float] = {}  # tokens -> dispatch share of the comm time
+        self._comm_share: dict[tuple, float] = {}  # (tokens, decode only) -> dispatch share
         self._sched: dict[tuple, tuple[float, float]] = {}
         self.overlapped = 0  # iterations that ran as two micro-batches
 
@@ -86,31 +86,37 @@ class TwoBatchInstance(Instance):
             v = self._ffn_share[key] = float(getattr(sc, "ffn_s", 0.0))
         return v
 
-    def _dispatch_share(self, tokens: int) -> float:
+    def _dispatch_share(self, tokens: int, decode_only: bool) -> float:
         """Share of an iteration's communication before the experts (EP dispatch and TP
         all-reduce) from the comm model's breakdown; half when it has none."""
-        v = self._comm_share.get(tokens)
+        key = (tokens, decode_only)
+        v = self._comm_share.get(key)
         if v is None:
-            br = getattr(self.cost.comm, "breakdown", None)
+            comm = self.cost.comm
+            # FabricComm.parts: the breakdown of an iteration it has just timed, without
+            # counting its network lookups twice
+            br = getattr(comm, "parts", None) or getattr(comm, "breakdown", None)
             v = 0.5
             if callable(br):
-                b = br(tokens)
+                b = br(tokens, decode_only) if getattr(comm, "phase_aware", False) else br(tokens)
                 tot = sum(b.values())
                 if tot > 0:
                     v = (b.get("ep_dispatch", 0.0) + b.get("tp_allreduce", 0.0)) / tot
-            self._comm_share[tokens] = v
+            self._comm_share[key] = v
         return v
 
     def _half(self, plans: list[tuple]) -> tuple[float, float, int]:
-        """(attention-part seconds, FFN-part seconds, tokens) of one micro-batch of the ranks."""
+        """(attention-part seconds, FFN-part seconds, tokens through the FFN and the fabric)
+        of one micro-batch of the ranks (k + 1 per decode request under speculative decoding)."""
         cost = self.cost
-        tokens = sum(p[0] + p[2] for p in plans)
+        q = cost.q
+        tokens = sum(p[0] * q + p[2] for p in plans)
         if tokens == 0:
             return 0.0, 0.0, 0
         if self.dp == 1:
             p = plans[0]
             whole = cost.whole(*p)
-            f = min(self._ffn_s(p), whole)
+            f = min(self._ffn_s((p[0] * q, p[1] * q, p[2], p[3], p[4])), whole)
             return whole - f, f, tokens
         attn = 0.0
         for p in plans:
@@ -120,10 +126,20 @@ class TwoBatchInstance(Instance):
                     attn = a
         return attn, cost.ffn(-(-tokens // self.dp)), tokens
 
-    def _plain(self, plans: list[tuple]) -> tuple[float, float, int]:
+    def _comm(self, tokens: int, decode_only: bool) -> float:
+        cost = self.cost
+        return cost.comm_decode_s(tokens) if decode_only else cost.comm_s(tokens)
+
+    def _plain(self, plans: list[tuple], decode_only: bool) -> tuple[float, float, int]:
         """(compute, communication, tokens) of the batch as one micro-batch (no overlap)."""
         a, f, tokens = self._half(plans)
-        return a + f, self.cost.comm_s(tokens), tokens
+        return a + f, self._comm(tokens, decode_only) + self._draft_comm(plans), tokens
+
+    def _draft_comm(self, plans: list[tuple]) -> float:
+        """A speculative draft's communication for these rank batches (0 without one)."""
+        if self.cost.q == 1:
+            return 0.0
+        return self.cost.draft_comm_s(sum(p[0] for p in plans), sum(p[2] for p in plans))
 
     def iteration_time(self, h0: tuple[float, float, float, float],
                        h1: tuple[float, float, float, float]) -> tuple[float, float]:
@@ -153,15 +169,16 @@ class TwoBatchInstance(Instance):
         halves = [split_plan(p) for p in plans]
         first = [h[0] for h in halves]
         second = [h[1] for h in halves]
+        decode_only = pt_all == 0  # the iteration's kernels (network.ep_kernel_mode=auto)
         if sum(p[0] + p[2] for p in second) == 0:
-            comp, comm, _ = self._plain(plans)
+            comp, comm, _ = self._plain(plans, decode_only)
             dur = comp + comm
         else:
             hs = []
             for part in (first, second):
                 a, f, tok = self._half(part)
-                c = self.cost.comm_s(tok)
-                d = self._dispatch_share(tok) * c
+                c = self._comm(tok, decode_only) + self._draft_comm(part)
+                d = self._dispatch_share(tok, decode_only) * c
                 hs.append((a, d, f, c - d))
             total, comp = self.iteration_time(hs[0], hs[1])
             dur = total

@@ -15,6 +15,13 @@ flows are emitted with the same start time as the RDMA flows and run concurrentl
 flow model does not make a forward wait for its RDMA input. The completion time is thus a
 bandwidth bound (max over link classes) rather than RDMA time + forward time.
 
+Kernel families (`kernel_send_mode`): DeepEP's normal kernels send as "gpu" inside one
+server and "node" across servers; its low-latency kernels (csrc/kernels/internode_ll.cu)
+send flat, one message per (token, chosen expert) - "expert" - each message a 16-byte
+header (source index) followed by the payload in dispatch, the bare BF16 payload in
+combine (`ll_message_bytes`), into buffers of a fixed number of tokens per rank
+(`ll_rounds`).
+
 Bytes per token follow the dtype of the direction: FP8 dispatch carries per-128-channel FP32
 scales (DeepEP's fine-grained FP8: hidden + hidden/128 * 4 bytes), BF16 carries 2 * hidden.
 Routing metadata (top-k ids and weights, < 1 % of a 7168-wide FP8 token) is not counted.
@@ -32,6 +39,10 @@ from cosim.traffic.tags import FlowTag
 
 MODES = ("expert", "gpu", "node")
 FP8_SCALE_BLOCK = 128  # channels per FP32 scale in DeepSeek-V3 / DeepEP FP8 activations
+EP_KERNELS = ("normal", "low_latency")
+# DeepEP low-latency dispatch message: sizeof(int4) header (source token index and three
+# reserved ints) + hidden (+ FP8 scales): `num_bytes_per_msg` in csrc/kernels/internode_ll.cu
+LL_DISPATCH_HEADER_BYTES = 16
 
 
 def token_bytes(hidden: int, dtype: DType | str) -> int:
@@ -40,6 +51,37 @@ def token_bytes(hidden: int, dtype: DType | str) -> int:
     if dt == DType.fp8:
         return int(hidden + -(-hidden // FP8_SCALE_BLOCK) * 4)
     return int(np.ceil(hidden * dtype_bytes(dt)))
+
+
+def kernel_send_mode(kernel: str, ep_nodes: int) -> str:
+    """Send mode (MODES) of DeepEP's `kernel` family for an EP group over `ep_nodes` servers:
+    normal kernels dedupe per GPU inside a server and per node across servers (NVLink
+    forwarding); low-latency kernels send once per (token, expert)."""
+    if kernel not in EP_KERNELS:
+        raise ValueError(f"kernel must be one of {', '.join(EP_KERNELS)}, got {kernel!r}")
+    if kernel == "low_latency":
+        return "expert"
+    return "gpu" if ep_nodes <= 1 else "node"
+
+
+def ll_message_bytes(hidden: int, dtype: DType | str, direction: str) -> int:
+    """Bytes of one low-latency message: dispatch carries the 16-byte header, combine the
+    bare payload (DeepEP internode_ll.cu: combine slots are hidden x BF16)."""
+    if direction not in ("dispatch", "combine"):
+        raise ValueError(f"direction must be dispatch or combine, got {direction!r}")
+    b = token_bytes(hidden, dtype)
+    return b + LL_DISPATCH_HEADER_BYTES if direction == "dispatch" else b
+
+
+def ll_rounds(tokens_per_gpu: int, max_tokens_per_rank: int) -> list[int]:
+    """Tokens of each low-latency kernel call for `tokens_per_gpu` tokens: the buffer holds
+    at most `max_tokens_per_rank` per call (DeepEP asserts it), so larger batches take
+    ceil(t / max) calls, all full but the last."""
+    t, cap = int(tokens_per_gpu), int(max_tokens_per_rank)
+    if cap < 1:
+        raise ValueError(f"max_tokens_per_rank must be >= 1, got {cap}")
+    full, rest = divmod(t, cap)
+    return [cap] * full + ([rest] if rest else [])
 
 
 def expert_placement(num_experts: int, ep_gpus: np.ndarray) -> np.ndarray:
@@ -115,12 +157,13 @@ def ep_flows(tokens_per_gpu: int, hidden: int, topk: int, num_experts: int,
              ep_gpus: np.ndarray, gpus_per_node: int, *, direction: str = "dispatch",
              dtype: DType | str = DType.fp8, mode: str = "node", imbalance: float = 0.0,
              seed: int = 0, num_groups: int = 1, topk_groups: int | None = None,
-             start_s: float = 0.0) -> FlowBatch:
+             start_s: float = 0.0, header_bytes: int = 0) -> FlowBatch:
     """Flows of one EP dispatch or combine: every GPU in ep_gpus holds tokens_per_gpu tokens,
     each routed to topk of num_experts experts placed evenly on ep_gpus.
 
     direction "dispatch" sends tokens to experts; "combine" sends the results back along the
-    mirrored paths. dtype is the wire format of that direction (e.g. fp8 / bfloat16).
+    mirrored paths. dtype is the wire format of that direction (e.g. fp8 / bfloat16);
+    header_bytes are added to every token copy (DeepEP low-latency dispatch: 16).
     """
     if direction not in ("dispatch", "combine"):
         raise ValueError(f"direction must be dispatch or combine, got {direction!r}")
@@ -134,7 +177,7 @@ def ep_flows(tokens_per_gpu: int, hidden: int, topk: int, num_experts: int,
                                             gpus_per_node, mode)
     if direction == "combine":
         src, dst = dst, src
-    size = tokens * token_bytes(hidden, dtype)
+    size = tokens * (token_bytes(hidden, dtype) + int(header_bytes))
     return FlowBatch.from_arrays(src, dst, size, np.full(src.size, float(start_s)), tag)
 
 

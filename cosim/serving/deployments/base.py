@@ -36,6 +36,7 @@ from cosim.serving.kv_cache import KVCache
 from cosim.serving.memory_plan import MemoryPlan, plan_memory
 from cosim.serving.request_state import RequestState
 from cosim.serving.scheduler import Scheduler
+from cosim.serving.speculative import SpeculativeIterationCost
 from cosim.serving.two_batch import TwoBatchInstance
 from cosim.timeline.perfetto import TraceBuilder
 from cosim.workload.arrivals import WorkloadDriver
@@ -129,8 +130,19 @@ class Deployment:
         key = (layout, grid) if hardware is None else (layout, grid, repr(hardware))
         c = self._costs.get(key)
         if c is None:
-            c = self._costs[key] = IterationCost(self.step_cost(layout, hardware),
-                                                 self.ctx.comm_for(layout, first_gpu), grid)
+            sp = getattr(self.ctx.cfg.deployment, "speculative", None)
+            if sp is not None and sp.method == "mtp":
+                if not int(getattr(self.ctx.spec, "num_mtp_layers", 0) or 0):
+                    raise ConfigError("deployment.speculative.method",
+                                      "mtp needs a model with an MTP module "
+                                      "(config.json num_nextn_predict_layers >= 1)")
+                c = SpeculativeIterationCost(self.step_cost(layout, hardware),
+                                             self.ctx.comm_for(layout, first_gpu), grid,
+                                             self.ctx.spec, sp.draft_tokens)
+            else:
+                c = IterationCost(self.step_cost(layout, hardware),
+                                  self.ctx.comm_for(layout, first_gpu), grid)
+            self._costs[key] = c
         return c
 
     def make_ranks(self, iid: int, dp: int, scheduler_cfg: Any, plan: MemoryPlan,
@@ -138,11 +150,14 @@ class Deployment:
         """The `dp` attention-DP ranks of instance `iid`: schedulers with KV caches sized by `plan`."""
         sc = scheduler_cfg
         hasher = self.hasher(sc.kv_block_tokens)
+        sp = getattr(self.ctx.cfg.deployment, "speculative", None)
+        e = sp.tokens_per_step if sp is not None else 1.0
         return [Scheduler(iid, KVCache(plan.kv_blocks_per_rank, sc.kv_block_tokens), hasher,
                           self.ctx.state, token_budget=sc.max_batched_tokens,
                           max_running=sc.max_running_requests,
                           chunked_prefill=sc.chunked_prefill, watermark=sc.watermark,
-                          prefill_only=prefill_only, policy=getattr(sc, "policy", "mixed"))
+                          prefill_only=prefill_only, policy=getattr(sc, "policy", "mixed"),
+                          tokens_per_step=e)
                 for _ in range(dp)]
 
     def make_instance(self, iid: int, role: str, layout: ParallelLayout, scheduler_cfg: Any,
@@ -326,10 +341,11 @@ class Deployment:
             link_bytes = getattr(getattr(inst.cost, "comm", None), "link_bytes", None)
             if link_bytes is None or not inst.rows:
                 continue
-            rows = np.asarray([(r[4], r[5]) for r in inst.rows], dtype=np.int64)
-            tokens, counts = np.unique(rows.sum(axis=1), return_counts=True)
-            for t, c in zip(tokens.tolist(), counts.tolist(), strict=True):
-                for cls, (nv, so) in link_bytes(int(t)).items():
+            rows = np.asarray([(r[4] + r[5], r[5] == 0) for r in inst.rows], dtype=np.int64)
+            # (tokens, decode only): the kernels under network.ep_kernel_mode=auto
+            keys, counts = np.unique(rows, axis=0, return_counts=True)
+            for (t, dec), c in zip(keys.tolist(), counts.tolist(), strict=True):
+                for cls, (nv, so) in link_bytes(int(t), bool(dec)).items():
                     out.add(cls, nv, so, c)
         return out.to_dict()
 
