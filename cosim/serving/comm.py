@@ -223,9 +223,10 @@ class AlphaBetaComm:
         self.phases += 1
         return sum(self.breakdown(tokens, decode_only).values())
 
-    def link_bytes(self, tokens: int) -> dict[str, tuple[float, float]]:
+    def link_bytes(self, tokens: int, decode_only: bool = False) -> dict[str, tuple[float, float]]:
         """Bytes of one iteration per traffic class, (NVLink, scale-out), all layers, from the
-        same expectations `breakdown` prices: EP bytes split by `ep_local_frac`; a TP ring
+        same expectations `breakdown` prices (decode_only is FabricComm's kernel choice; the
+        alpha-beta model has one byte count): EP bytes split by `ep_local_frac`; a TP ring
         inside one server on NVLink, across servers with one edge per server on the NICs."""
         out: dict[str, tuple[float, float]] = {}
         if tokens <= 0:
