@@ -40,7 +40,16 @@ QBEGIN = "<!-- GENERATED: scripts/validate_silicon.py --quick -->"
 QEND = "<!-- END GENERATED: quick -->"
 SAMPLE = Path(aiconfigurator_core.__file__).parent / "systems" / "silicon_sample.csv"
 SYSTEM = "h200_sxm"
-MODELS = {"deepseek-ai/DeepSeek-V3": "deepseek_v3", "deepseek-ai/DeepSeek-R1": "deepseek_r1"}
+# model_path -> (cosim model config, its precision overrides for the measured checkpoint)
+DEEPSEEK = {"deepseek-ai/DeepSeek-V3": ("deepseek_v3", []),
+            "deepseek-ai/DeepSeek-R1": ("deepseek_r1", [])}
+# The dense reference (its rows are FP8 per-tensor: nvidia's ModelOpt checkpoint, see the
+# model config): the only other H200 model whose rows give a clean layout and that cosim
+# holds, and the only H200 rows measured with vLLM.
+DENSE = {"meta-llama/Llama-3.1-70B": ("llama31_70b", ["model.weight_dtype=fp8"])}
+MODELS = {**DEEPSEEK, **DENSE}
+DBEGIN = "<!-- GENERATED: scripts/validate_silicon.py --dense -->"
+DEND = "<!-- END GENERATED: dense -->"
 PROFILES = ("none", "framework")
 # The issue's bar: median |error| of TPOT <= 10 % and of TTFT <= 20 %.
 BAR = {"tpot": 0.10, "ttft": 0.20}
@@ -65,9 +74,9 @@ def h200_rows() -> pd.DataFrame:
     return df
 
 
-def _split(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(rows to run, rows not expressible with a `why` column) of the H200 DeepSeek agg rows."""
-    df = df[(df["mode"] == "agg") & df["model_path"].isin(list(MODELS))].copy()
+def _split(df: pd.DataFrame, models: dict = DEEPSEEK) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(rows to run, rows not expressible with a `why` column) of the H200 agg rows of `models`."""
+    df = df[(df["mode"] == "agg") & df["model_path"].isin(list(models))].copy()
     for c in (*LAYOUT, "batch_size", "isl", "osl", "pp_size"):
         df[c] = df[c].astype(int)
     df["users"] = df["silicon_data_source"].str.extract(r"silicon_concurrency=(\d+)")[0] \
@@ -88,7 +97,8 @@ def _split(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
 def overrides(r: pd.Series, profile: str) -> list[str]:
     users = int(r["users"])
     per_rank = -(-users // int(r["attention_dp_size"]))
-    ov = [f"model={MODELS[r['model_path']]}", "hardware=h200", "topology=dgx_h200_ib",
+    name, extra = MODELS[r["model_path"]]
+    ov = [f"model={name}", *extra, "hardware=h200", "topology=dgx_h200_ib",
           "topology.num_nodes=1", "deployment=chunked", f"deployment.layout.tp={r['tp_size']}",
           f"deployment.layout.dp={r['attention_dp_size']}", f"deployment.layout.ep={r['moe_ep_size']}",
           f"deployment.layout.moe_tp={r['moe_tp_size']}",
@@ -244,6 +254,13 @@ def render_quick(res: pd.DataFrame) -> str:
     return "\n".join(out)
 
 
+def render_dense(res: pd.DataFrame) -> str:
+    out = ["Llama-3.1-70B FP8 rows (same harness; not part of the issue's DeepSeek bar):", ""]
+    out += summary_table(res)
+    out += ["", *verdict(res)]
+    return "\n".join(out)
+
+
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--check", action="store_true")
@@ -253,7 +270,9 @@ def main(argv: list[str]) -> int:
     rq = update_generated(DOC, QBEGIN, QEND, render_quick(evaluate(quick(df))), a.check)
     if a.quick:
         return rq
-    return max(rq, update_generated(DOC, BEGIN, END, render(evaluate(df), bad), a.check))
+    rd = update_generated(DOC, BEGIN, END, render(evaluate(df), bad), a.check)
+    dense, _ = _split(h200_sample(), DENSE)
+    return max(rq, rd, update_generated(DOC, DBEGIN, DEND, render_dense(evaluate(dense)), a.check))
 
 
 if __name__ == "__main__":
