@@ -17,10 +17,32 @@ def _mod():
 
 
 def test_only_h200_rows_are_kept():
-    df = _mod().h200_rows()
+    m = _mod()
+    assert set(m.h200_sample()["system"]) == {"h200_sxm"}
+    df = m.h200_rows()
     assert len(df) > 0 and set(df["system"]) == {"h200_sxm"}
+    # one server per row, concurrency as measured (batch x attention dp), no duplicates
+    assert (df["tp_size"] * df["attention_dp_size"] <= 8).all()
+    assert (df["users"] == df["batch_size"] * df["attention_dp_size"]).all()
+    assert not df.duplicated(["backend", *m.LAYOUT, "isl", "osl", "users"]
+                             + ["silicon_ttft_ms"]).any()
+
+
+def test_n_squared_rows_are_listed_as_not_run():
+    m = _mod()
+    _, bad = m._split(m.h200_sample())
+    assert len(bad) and (bad["tp_size"] * bad["attention_dp_size"] > 8).all()
+    assert bad["why"].str.contains("N\\^2").all()
+
+
+def test_quick_section_is_current():
+    assert _mod().main(["--quick", "--check"]) == 0, \
+        "re-run: python scripts/validate_silicon.py --quick"
 
 
 @pytest.mark.slow
 def test_silicon_validation_page_is_current():
-    assert _mod().main(["--check"]) == 0, "re-run: python scripts/validate_silicon.py"
+    # the DeepSeek section (the dense section is regenerated with the page; its quick
+    # rows are in the quick section above)
+    assert _mod().main(["--check", "--section", "deepseek"]) == 0, \
+        "re-run: python scripts/validate_silicon.py"

@@ -31,6 +31,9 @@ from cosim.config.hardware import HardwareConfig
 from cosim.model.operators import Operator, OpKind
 
 SOURCES = ("measured", "interpolated", "roofline")
+# Provenance flag of an op priced without table rows that the sanity checks dropped
+# (cosim.compute.tables.flag_gemm_rows): by another lane, the neighbouring shapes or the roofline.
+FLAGGED = "flagged table rows not used"
 
 
 @dataclass(frozen=True)
@@ -110,11 +113,13 @@ class ComputeModel:
     # ------------------------------------------------------------------ pricing
     def _price(self, op: Operator) -> OpLatency:
         floor = self.roofline.op_floor(op)
+        self._flagged_skip = False
         result = self._from_tables(op) if self.tables is not None else None
         if result is None and op.parts and op.kind in (OpKind.mla_module, OpKind.dsa_module):
             result = self._composed(op)
         if result is None:
-            result = OpLatency(self.roofline.op_time(op), "roofline")
+            result = OpLatency(self.roofline.op_time(op), "roofline",
+                               flags=(FLAGGED,) if self._flagged_skip else ())
         if result.latency_s < floor:
             result = OpLatency(floor, result.source, result.table, result.flags + ("floor",))
         return result
@@ -126,11 +131,16 @@ class ComputeModel:
         for q in make(op, self.cfg, self.tables):
             table = self.tables.table(q.table)
             grid = table.grid(q.key) if table is not None else None
+            near = table is not None and table.flagged_rows and table.flagged_near(q.key, q.point)
             if grid is None:
+                self._flagged_skip |= bool(near or (table is not None and q.key in table.flagged))
                 continue
             if q.exclude_lanes and table.lanes_of(q.key) & set(q.exclude_lanes):
                 continue  # these rows time another computation (predictors.py says which)
-            return self._from_grid(op, q, grid)
+            res = self._from_grid(op, q, grid)
+            if near:  # priced around rows the sanity checks dropped (tables.flag_gemm_rows)
+                res = OpLatency(res.latency_s, res.source, res.table, res.flags + (FLAGGED,))
+            return res
         return None
 
     def _from_grid(self, op: Operator, q: TableQuery, grid) -> OpLatency:

@@ -13,10 +13,15 @@ Loading one table does, in order (docs/compute.md, "Tables"):
    newest *older* folder that has it (backward fill, as aiconfigurator does; never forward).
 2. **Filter** rows of other models / op names (DSA and MLA module tables mix models).
 3. **Aggregate** repeated measurements of one key (same kernel_source) by their median.
-4. **Lane**: one kernel_source per key: the user's `compute.lanes` choice, else the
+4. **Sanity** (GEMM tables): rows that contradict physics are flagged and dropped
+   (:func:`flag_gemm_rows`; `cosim-tables check` lists them), so another lane of the same
+   key, the neighbouring measured shapes or the roofline price those shapes instead, with
+   the flag ``flagged table rows not used`` in the op's provenance.
+5. **Lane**: one kernel_source per key: the user's `compute.lanes` choice, else the
    framework's default attention lane on this SM (`attention_lane_defaults.yaml`), else the
-   lane with the most rows in the table.
-5. **Units**: latency to seconds (every table used here is in ms).
+   lane with the most rows in the table (counted before step 4, so that dropping a broken
+   series does not move the lane of unaffected keys).
+6. **Units**: latency to seconds (every table used here is in ms).
 
 Loaded tables are cached per process (a table loads in 5-300 ms; an on-disk cache would not
 pay for itself).
@@ -137,6 +142,88 @@ def sm_version(system: str) -> int | None:
 def _attention_lane_defaults() -> dict:
     path = systems_dir() / "attention_lane_defaults.yaml"
     return yaml.safe_load(path.read_text()) if path.is_file() else {}
+
+
+# ------------------------------------------------------------------------------------------
+# Table sanity (issue 10, cause 7)
+
+# A GEMM series (one kernel_source, dtype, n, k; rows sorted by m) is broken when its latency
+# stays flat (max/min < FLAT_LATENCY_RATIO) while m, and so the work, grows FLAT_WORK_RATIO
+# times or more, *and* even its fastest row is FAR_ABOVE_ROOFLINE times slower than the
+# roofline of its smallest shape plus a kernel-launch floor. Flat latency alone is normal for
+# small shapes (every row sits at the launch floor); flat and far above what the bytes and
+# FLOPs need is not a GEMM measurement (e.g. vLLM 0.24.0's GB200 fp8_block rows, 0.24-0.83 ms
+# for every shape where the per-tensor FP8 rows and DeepGEMM take ~13 us). The factors are
+# loose on purpose: measurement noise and tile effects stay far inside them.
+FLAT_WORK_RATIO = 100.0
+FLAT_LATENCY_RATIO = 1.5
+FAR_ABOVE_ROOFLINE = 10.0
+LAUNCH_FLOOR_S = 5e-6  # a kernel launch + its tail: NCCL/GEMM small-shape floors are 3-15 us
+_WEIGHT_BYTES = {"bfloat16": 2.0, "float16": 2.0, "fp8": 1.0, "fp8_block": 1.0, "int8_wo": 1.0,
+                 "int4_wo": 0.5, "nvfp4": 0.5, "w4a16_mxfp4": 0.5, "w4a8_mxfp4_mxfp8": 0.5}
+_PEAK_KEY = {"bfloat16": "bfloat16_tc_flops", "float16": "bfloat16_tc_flops",
+             "int8_wo": "bfloat16_tc_flops", "int4_wo": "bfloat16_tc_flops",
+             "w4a16_mxfp4": "bfloat16_tc_flops", "nvfp4": "fp4_tc_flops"}
+
+
+@functools.cache
+def _system_peaks(system: str | None) -> tuple[float, dict]:
+    """(HBM bytes/s, the system yaml's gpu section) of `system`; B200 figures if unknown."""
+    gpu = {}
+    if system is not None:
+        path = systems_dir() / f"{system}.yaml"
+        if path.is_file():
+            gpu = (yaml.safe_load(path.read_text()) or {}).get("gpu", {}) or {}
+    if not gpu:
+        gpu = {"mem_bw": 7.7e12, "bfloat16_tc_flops": 2.25e15, "fp8_tc_flops": 4.5e15,
+               "fp4_tc_flops": 9.0e15}
+    return float(gpu["mem_bw"]), gpu
+
+
+def gemm_roofline_s(system: str | None, dtype: str, m: float, n: float, k: float) -> float:
+    """Peak-rate time of C[m x n] = A[m x k] W[k x n]: the larger of bytes / HBM bandwidth
+    (weights, activations, bf16 output) and FLOPs / dense tensor-core peak."""
+    bw, gpu = _system_peaks(system)
+    wb = _WEIGHT_BYTES.get(dtype, 2.0)
+    ab = 2.0 if wb >= 2 else 1.0
+    bytes_ = n * k * wb + m * k * ab + m * n * 2.0
+    peak = float(gpu.get(_PEAK_KEY.get(dtype, "fp8_tc_flops")) or gpu.get("bfloat16_tc_flops"))
+    return max(bytes_ / bw, 2.0 * m * n * k / peak)
+
+
+def flag_gemm_rows(df: pd.DataFrame, system: str | None = None) -> dict[int, str]:
+    """Row index -> reason for every row of a broken GEMM series (see FLAT_WORK_RATIO)."""
+    out: dict[int, str] = {}
+    keys = [c for c in ("kernel_source", "gemm_dtype", "n", "k") if c in df.columns]
+    for key, g in df.groupby(keys, sort=False):
+        if len(g) < 2:
+            continue
+        g = g.sort_values("m", kind="stable")
+        lat = g["latency"].to_numpy(dtype=float) * 1e-3  # ms -> s
+        m = g["m"].to_numpy(dtype=float)
+        if m[-1] / max(m[0], 1.0) < FLAT_WORK_RATIO or lat.max() >= FLAT_LATENCY_RATIO * lat.min():
+            continue
+        dtype = str(g["gemm_dtype"].iloc[0]) if "gemm_dtype" in g else "bfloat16"
+        n, k = float(g["n"].iloc[0]), float(g["k"].iloc[0])
+        bound = FAR_ABOVE_ROOFLINE * (gemm_roofline_s(system, dtype, m[0], n, k) + LAUNCH_FLOOR_S)
+        if lat.min() <= bound:
+            continue
+        why = (f"flat: {key} {lat.min() * 1e3:.3g}-{lat.max() * 1e3:.3g} ms over m "
+               f"{m[0]:.0f}-{m[-1]:.0f}, > {FAR_ABOVE_ROOFLINE:g}x roofline + launch "
+               f"({bound * 1e3:.3g} ms)")
+        for i in g.index:
+            out[int(i)] = why
+    return out
+
+
+def _system_of(files: tuple[str, ...]) -> str | None:
+    """The system folder (systems/data/<system>/...) of the first shipped file, if any."""
+    for f in files:
+        parts = Path(f).parts
+        for i in range(len(parts) - 2):
+            if parts[i] == "systems" and parts[i + 1] == "data":
+                return parts[i + 2]
+    return None
 
 
 # ------------------------------------------------------------------------------------------
@@ -276,6 +363,10 @@ class LoadedTable:
     sources: list[str]  # files read, highest priority first
     lanes: dict[str, int]  # kernel_source -> rows kept
     duplicates_aggregated: int  # rows merged into a median
+    # rows dropped by the sanity checks, and per categorical key the (n, k)-like shapes of
+    # the dropped series (GEMM tables; empty elsewhere)
+    flagged_rows: int = 0
+    flagged: dict[tuple, list[tuple[float, ...]]] = field(default_factory=dict, repr=False)
     _groups: dict[tuple, np.ndarray] = field(default_factory=dict, repr=False)
     _grids: dict[tuple, object] = field(default_factory=dict, repr=False)
     _alternatives: dict[int, dict[tuple, list]] = field(default_factory=dict, repr=False)
@@ -304,6 +395,14 @@ class LoadedTable:
                 index.setdefault(k[:position] + k[position + 1:], []).append(k[position])
             self._alternatives[position] = index
         return index.get(key[:position] + key[position + 1:], [])
+
+    def flagged_near(self, key: tuple, point: tuple[float, ...]) -> bool:
+        """Whether dropped (flagged) rows of grid `key` lie near `point`: a dropped series
+        whose every non-leading axis is within 2x of the point's (GEMM: n and k)."""
+        for shape in self.flagged.get(key, ()):
+            if all(0.5 <= s / max(p, 1e-30) <= 2.0 for s, p in zip(shape, point[1:], strict=False)):
+                return True
+        return False
 
     @property
     def keys(self) -> list[tuple]:
@@ -393,6 +492,16 @@ def load_table(files: tuple[str, ...], spec_name: str, lane_order: tuple[str, ..
     # then the most rows in the table) so that neighbouring keys use the same kernel where
     # it exists.
     counts = df["kernel_source"].value_counts()
+    flagged: dict[tuple, list[tuple[float, ...]]] = {}
+    n_flagged = 0
+    if spec_name == "gemm_perf" and len(df):
+        bad = flag_gemm_rows(df, _system_of(files))
+        if bad:
+            drop = df.loc[sorted(bad)]
+            for (dt, n, k), _ in drop.groupby(["gemm_dtype", "n", "k"], sort=False):
+                flagged.setdefault((_plain(dt),), []).append((float(n), float(k)))
+            n_flagged = len(bad)
+            df = df.drop(index=sorted(bad))
     rank = {ks: i for i, ks in enumerate(lane_order)}
     base = len(rank)
     order = sorted(counts.index, key=lambda ks: (rank.get(ks, base), -counts[ks], ks))
@@ -404,7 +513,7 @@ def load_table(files: tuple[str, ...], spec_name: str, lane_order: tuple[str, ..
     df = df.reset_index(drop=True)
     return LoadedTable(spec=spec, frame=df, sources=list(files),
                        lanes=df["kernel_source"].value_counts().to_dict(),
-                       duplicates_aggregated=int(dups))
+                       duplicates_aggregated=int(dups), flagged_rows=n_flagged, flagged=flagged)
 
 
 # ------------------------------------------------------------------------------------------
@@ -517,4 +626,6 @@ class TableSet:
             loaded = None
         self._tables[name] = loaded
         self.provenance[name] = " + ".join(notes) if loaded is not None else "absent"
+        if loaded is not None and loaded.flagged_rows:
+            self.provenance[name] += f" ({loaded.flagged_rows} flagged rows not used)"
         return loaded
