@@ -130,8 +130,31 @@ class ComputeModel:
                 continue
             if q.exclude_lanes and table.lanes_of(q.key) & set(q.exclude_lanes):
                 continue  # these rows time another computation (predictors.py says which)
-            return self._from_grid(op, q, grid)
+            result = self._from_grid(op, q, grid)
+            if op.kind == OpKind.moe and result is not None:
+                result = self._touched(op, q, result)
+            return result
         return None
+
+    def _touched(self, op: Operator, q: TableQuery, result: OpLatency) -> OpLatency:
+        """compute.moe_weights=touched: a balanced moe_perf row read the weights of as many
+        experts as its round-robin routing spreads the pairs over (min(n, pairs) per GPU:
+        aiconfigurator's `balanced_logits`); a batch routed at random reads only the
+        `touched` ones. The value is scaled by the roofline ratio of the two reads at the
+        row's shape (flag `touched`; a measured point becomes interpolated)."""
+        touched = op.dims.get("touched")
+        if (getattr(self.cfg, "moe_weights", "all") != "touched" or touched is None
+                or q.table != "moe_perf" or q.key[6] != "balanced"):
+            return result
+        d = q.dims_at(q.point)
+        full = self.roofline.shape_time(OpKind.moe, d)
+        part = self.roofline.shape_time(OpKind.moe, {**d, "active_experts": float(touched)})
+        if not full > part:
+            return result
+        source = "interpolated" if result.source == "measured" else result.source
+        flag = f"touched {float(touched):.3g} experts (roofline ratio {part / full:.3f})"
+        return OpLatency(result.latency_s * part / full, source, result.table,
+                         result.flags + (flag,))
 
     def _from_grid(self, op: Operator, q: TableQuery, grid) -> OpLatency:
         flags = (f"substituted {q.note}",) if q.note else ()

@@ -56,6 +56,9 @@ class SimContext:
     # and the instances' EP traffic share it; run_simulation closes it) and "lookups"
     # (cosim.serving.network_lookups.NetworkLookups).
     shared: dict = field(default_factory=dict)
+    # layout -> the layout with its EP group's expert placement (deployment.experts;
+    # cosim.serving.expert_layouts). step_cost_for and comm_for apply it already.
+    expert_layout: Callable[[ParallelLayout], ParallelLayout] = lambda layout: layout
 
 
 class Deployment:
@@ -90,7 +93,8 @@ class Deployment:
              stage: str | None = None) -> MemoryPlan:
         """Memory plan of one GPU of `layout` (recorded under `role`); `stage` as in plan_memory."""
         d = self.ctx.cfg.deployment
-        p = plan_memory(self.ctx.spec, layout, self.ctx.cfg.hardware, d.memory, scheduler_cfg,
+        p = plan_memory(self.ctx.spec, self.ctx.expert_layout(layout), self.ctx.cfg.hardware,
+                        d.memory, scheduler_cfg,
                         self.ctx.min_kv_tokens, stage=stage)
         self.memory[role] = p
         return p
