@@ -187,3 +187,16 @@ def test_bad_input_cli_exit_code_2(tmp_path):
     assert r.returncode == 2
     lines = [x for x in r.stderr.strip().splitlines() if x]
     assert len(lines) == 1 and "deployment.experts.profile" in lines[0]
+
+
+def test_pair_shares_capped_at_one_over_topk():
+    from cosim.experts import zipf_load
+    from cosim.serving.expert_layouts import cap_shares
+
+    w = zipf_load(256, 1.0)
+    assert w.max() > 1 / 8  # Zipf s=1 gives the top expert more than a token can
+    p = cap_shares(w, 8)
+    assert p.sum() == pytest.approx(1.0) and p.max() <= 1 / 8 + 1e-12
+    assert np.all(np.diff(p[1:]) <= 1e-15)  # order kept among the uncapped
+    even = np.full(64, 1 / 64)
+    assert np.array_equal(cap_shares(even, 8), even)

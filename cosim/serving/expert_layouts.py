@@ -22,8 +22,32 @@ from cosim.model.layout import ParallelLayout
 ZIPF_ORDER_SEED = 0  # zipf popularity ranks are given to experts in this seeded random order
 
 
-def popularity_of(cfg: Any, num_experts: int, prefix: str = "deployment.experts") -> np.ndarray:
-    """Per-layer share of token-expert pairs per expert ([layers, experts], rows sum to 1)."""
+def cap_shares(share: np.ndarray, topk: int) -> np.ndarray:
+    """Pair shares with none above 1/topk: a token picks an expert at most once, so one
+    expert carries at most 1/k of a layer's pairs. The excess of the capped experts is spread
+    over the others in proportion to their shares (water-filling; a no-op for real profiles,
+    which never exceed it)."""
+    p = np.asarray(share, dtype=float) / np.sum(share)
+    cap = 1.0 / topk
+    if topk <= 1 or p.max() <= cap:
+        return p
+    fixed = np.zeros(p.size, dtype=bool)
+    for _ in range(p.size):
+        over = (p > cap * (1 + 1e-12)) & ~fixed
+        if not over.any():
+            break
+        fixed |= over
+        free = ~fixed
+        p[fixed] = cap
+        rest = 1.0 - cap * fixed.sum()
+        p[free] = p[free] / p[free].sum() * rest
+    return p
+
+
+def popularity_of(cfg: Any, num_experts: int, topk: int = 1,
+                  prefix: str = "deployment.experts") -> np.ndarray:
+    """Per-layer share of token-expert pairs per expert ([layers, experts], rows sum to 1,
+    none above 1/topk: `cap_shares`)."""
     if cfg.load == "balanced":
         return np.full((1, num_experts), 1.0 / num_experts)
     if cfg.load == "zipf":
@@ -31,9 +55,10 @@ def popularity_of(cfg: Any, num_experts: int, prefix: str = "deployment.experts"
         # the traffic's routing (cosim.traffic.expert_routing.expert_popularity) does
         w = zipf_load(num_experts, float(cfg.zipf_exponent))
         order = np.random.default_rng(ZIPF_ORDER_SEED).permutation(num_experts)
-        return w[order][None, :]
-    counts = read_profile(cfg.profile, num_experts, field=f"{prefix}.profile")
-    return counts / counts.sum(axis=1, keepdims=True)
+        rows = w[order][None, :]
+    else:
+        rows = read_profile(cfg.profile, num_experts, field=f"{prefix}.profile")
+    return np.stack([cap_shares(r, topk) for r in rows])
 
 
 class ExpertLayouts:
@@ -44,6 +69,7 @@ class ExpertLayouts:
         self.prefix = prefix
         moe = getattr(spec, "moe", None)
         self.num_experts = int(moe.num_experts) if moe is not None and spec.num_moe_layers else 0
+        self.topk = int(moe.topk) if self.num_experts else 1
         self._pop: np.ndarray | None = None
         self._memo: dict[ParallelLayout, ParallelLayout] = {}
         self.groups: dict[int, ExpertGroup] = {}  # ep size -> group (for summary.json)
@@ -72,7 +98,7 @@ class ExpertLayouts:
                         f"{E * (N - 1)} replicas beyond the {E} experts (one copy of an expert "
                         "per GPU)")
                 if self._pop is None:
-                    self._pop = popularity_of(self.cfg, E, self.prefix)
+                    self._pop = popularity_of(self.cfg, E, self.topk, self.prefix)
                 group = self.groups[N] = expert_group(
                     E, N, self._pop, load=self.cfg.load, num_redundant=R,
                     field=f"{self.prefix}.num_redundant")
