@@ -200,3 +200,31 @@ def test_pair_shares_capped_at_one_over_topk():
     assert np.all(np.diff(p[1:]) <= 1e-15)  # order kept among the uncapped
     even = np.full(64, 1 / 64)
     assert np.array_equal(cap_shares(even, 8), even)
+
+
+def test_hottest_gpu_touched_matches_random_routings_and_bounds():
+    """ExpertGroup.touched (what the MoE op carries) against routings drawn by the traffic's
+    router under the same popularity, replicas split per source as the traffic does."""
+    E, N, k = 64, 8, 4
+    rng = np.random.default_rng(5)
+    w = rng.pareto(1.5, E) + 0.2
+    from cosim.serving.expert_layouts import cap_shares
+
+    pop = cap_shares(w, k)
+    g = expert_group(E, N, pop[None, :], load="profile", num_redundant=8)
+    hot = g._hot(g.layers[0])
+    held = g.layers[0].gpu_experts[hot]
+    gpus = np.arange(N)
+    for T in (1, 4, 16, 64):
+        exp = g.touched(T, k)
+        assert exp <= len(held) and exp <= T * k
+        seen = []
+        for s in range(300):
+            routing = route_tokens(T, E, k, seed=1, stream=s + 1, popularity=pop)
+            # one token per draw from a random source: its replica choice is source-based
+            src = rng.integers(0, N, size=T)
+            pg = pair_gpus(routing, src, g.layers[0], gpus)
+            seen.append(len({(int(e), int(d)) for e, d in zip(routing.ravel(), pg.ravel(),
+                                                                strict=True) if d == hot}))
+        # the closed form treats the k picks of a token as independent draws: within 5 %
+        assert np.mean(seen) == pytest.approx(exp, rel=0.05, abs=0.05)
