@@ -228,3 +228,23 @@ def test_hottest_gpu_touched_matches_random_routings_and_bounds():
                                                                 strict=True) if d == hot}))
         # the closed form treats the k picks of a token as independent draws: within 5 %
         assert np.mean(seen) == pytest.approx(exp, rel=0.05, abs=0.05)
+
+
+def test_estimate_prices_the_hottest_gpu():
+    from hydra import compose, initialize_config_dir
+
+    from cosim.apps.estimate import run_estimate
+    from cosim.config import register_configs, to_object
+    from cosim.paths import hydra_config_dir
+
+    register_configs()
+
+    def doc(*ov):
+        with initialize_config_dir(config_dir=hydra_config_dir(), version_base="1.3"):
+            c = compose(config_name="estimate", overrides=["ep=24", "dp=24", "batch=4", *ov])
+        return run_estimate(to_object(c))
+
+    even, skew = doc(), doc("experts.load=zipf")
+    moe = [next(o for o in d["ops"] if o["name"] == "moe.experts") for d in (even, skew)]
+    assert even["experts"]["hottest_gpu_experts"] == 11 and skew["experts"]["imbalance"] > 2
+    assert moe[1]["latency_s"] > moe[0]["latency_s"]
