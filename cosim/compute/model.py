@@ -31,6 +31,8 @@ from cosim.config.hardware import HardwareConfig
 from cosim.model.operators import Operator, OpKind
 
 SOURCES = ("measured", "interpolated", "roofline")
+# MoE tables whose balanced rows spread a batch over min(n, pairs) experts per GPU
+_BALANCED_MOE_TABLES = ("moe_perf", "wideep_context_moe_perf", "wideep_generation_moe_perf")
 
 
 @dataclass(frozen=True)
@@ -137,14 +139,15 @@ class ComputeModel:
         return None
 
     def _touched(self, op: Operator, q: TableQuery, result: OpLatency) -> OpLatency:
-        """compute.moe_weights=touched: a balanced moe_perf row read the weights of as many
-        experts as its round-robin routing spreads the pairs over (min(n, pairs) per GPU:
-        aiconfigurator's `balanced_logits`); a batch routed at random reads only the
-        `touched` ones. The value is scaled by the roofline ratio of the two reads at the
-        row's shape (flag `touched`; a measured point becomes interpolated)."""
+        """compute.moe_weights=touched: a balanced row read the weights of as many experts
+        as its routing spreads the pairs over, min(n, pairs) per GPU (aiconfigurator's
+        `balanced_logits` round robin for moe_perf; the sglang WideEP collector's "uniform"
+        rows fill min(n, pairs) local experts with equal counts); a batch routed at random
+        reads only the `touched` ones. The value is scaled by the roofline ratio of the two
+        reads at the row's shape (flag `touched`; a measured point becomes interpolated)."""
         touched = op.dims.get("touched")
         if (getattr(self.cfg, "moe_weights", "all") != "touched" or touched is None
-                or q.table != "moe_perf" or q.key[6] != "balanced"):
+                or q.table not in _BALANCED_MOE_TABLES or q.key[6] != "balanced"):
             return result
         d = q.dims_at(q.point)
         full = self.roofline.shape_time(OpKind.moe, d)
