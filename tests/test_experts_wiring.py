@@ -248,3 +248,24 @@ def test_estimate_prices_the_hottest_gpu():
     moe = [next(o for o in d["ops"] if o["name"] == "moe.experts") for d in (even, skew)]
     assert even["experts"]["hottest_gpu_experts"] == 11 and skew["experts"]["imbalance"] > 2
     assert moe[1]["latency_s"] > moe[0]["latency_s"]
+
+
+def test_a2f_copies_go_to_replica_holders():
+    from cosim.traffic.m2n import m2n_flows
+
+    E, N = 256, 126
+    pop = popularity_of(_experts_cfg(load="profile", profile=PROFILE), E, 8)
+    g = expert_group(E, N, pop, load="profile", num_redundant=122)
+    att, ffn = np.arange(2), np.arange(2, 2 + N)
+    fb = m2n_flows(att, ffn, 64, 100, topk=8, num_experts=E, experts=g)
+    plain = m2n_flows(att, ffn, 64, 100, topk=8, num_experts=E)
+    assert set(np.unique(fb.dst).tolist()) <= set(ffn.tolist())
+    # one copy per (token, FFN GPU): never more than top-k copies of each token
+    assert fb.size.sum() <= 2 * 64 * 8 * 100 and plain.size.sum() <= 2 * 64 * 8 * 100
+    # per FFN GPU received bytes: the redundant placement evens out the profile's hot GPU
+    def max_over_mean(f):
+        per = np.bincount(f.dst - 2, weights=f.size, minlength=N)
+        return per.max() / per.mean()
+    skew_only = m2n_flows(att, ffn, 64, 100, topk=8, num_experts=E,
+                          experts=expert_group(E, N, pop, load="profile"))
+    assert max_over_mean(fb) < max_over_mean(skew_only)
