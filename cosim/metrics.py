@@ -232,6 +232,9 @@ def summarize(ctx: Any, dep: Any, req: pd.DataFrame, it: pd.DataFrame, wall_s: f
         "deployment": dep.describe(),
         "workload_notes": dict(ctx.table.notes),
     }
+    experts = getattr(ctx, "shared", {}).get("experts")
+    if experts is not None:  # expert placement per EP size and its imbalance (docs/experts.md)
+        base["experts"] = experts.summary()
     if not dep.feasible:
         base.update(cost_fields(_price(dep, cfg),
                                 int(dep.num_gpus), math.nan))

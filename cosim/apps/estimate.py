@@ -21,6 +21,7 @@ from omegaconf import MISSING
 
 from cosim.config.apps import app_schema
 from cosim.config.compute import ComputeConfig
+from cosim.config.deployment import ExpertsConfig
 from cosim.config.hardware import HardwareConfig
 from cosim.config.model import ModelConfig
 from cosim.errors import ConfigError, require
@@ -45,6 +46,9 @@ class EstimateConfig:
     dp: int = 1
     ep: int = 0  # 0: tp * dp
     moe_tp: int = 1
+    # expert placement of the ep GPUs (as deployment.experts of a run; docs/experts.md):
+    # the MoE op is priced at its hottest GPU
+    experts: ExpertsConfig = field(default_factory=ExpertsConfig)
     flags: bool = True  # include each op's flags (substitutions, anchors, floor clamps)
 
     def validate(self) -> None:
@@ -66,6 +70,7 @@ def run_estimate(cfg: EstimateConfig) -> dict[str, Any]:
     from cosim.model.layout import ParallelLayout
     from cosim.model.operators import Phase
     from cosim.model.spec import ModelSpec
+    from cosim.serving.expert_layouts import ExpertLayouts
 
     cfg.validate()
     cfg.hardware.validate("hardware")
@@ -73,6 +78,8 @@ def run_estimate(cfg: EstimateConfig) -> dict[str, Any]:
     spec = ModelSpec.from_config(cfg.model)
     layout = ParallelLayout(tp=cfg.tp, dp=cfg.dp, ep=cfg.ep or cfg.tp * cfg.dp, moe_tp=cfg.moe_tp)
     layout.validate("layout")
+    cfg.experts.validate("experts")
+    layout = ExpertLayouts(spec, cfg.experts, prefix="experts")(layout)
     phase = Phase(PHASES[cfg.phase])
     chunk = (cfg.chunk or cfg.context) if phase == Phase.context else 1
     ops = forward_operators(spec, phase, cfg.batch, cfg.context, chunk, layout)
@@ -89,7 +96,8 @@ def run_estimate(cfg: EstimateConfig) -> dict[str, Any]:
         "batch": cfg.batch,
         "context": cfg.context,
         "chunk": chunk,
-        "layout": {"tp": layout.tp, "dp": layout.dp, "ep": layout.ep, "moe_tp": layout.moe_tp},
+        "layout": layout.sizes(),
+        "experts": layout.experts.summary() if layout.experts is not None else None,
         "compute": model.describe(),
         **doc,
         "floor_clamped_ops": int(model.stats["floor"]),

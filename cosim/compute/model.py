@@ -34,6 +34,8 @@ SOURCES = ("measured", "interpolated", "roofline")
 # Provenance flag of an op priced without table rows that the sanity checks dropped
 # (cosim.compute.tables.flag_gemm_rows): by another lane, the neighbouring shapes or the roofline.
 FLAGGED = "flagged table rows not used"
+# MoE tables whose balanced rows spread a batch over min(n, pairs) experts per GPU
+_BALANCED_MOE_TABLES = ("moe_perf", "wideep_context_moe_perf", "wideep_generation_moe_perf")
 
 
 @dataclass(frozen=True)
@@ -138,10 +140,33 @@ class ComputeModel:
             if q.exclude_lanes and table.lanes_of(q.key) & set(q.exclude_lanes):
                 continue  # these rows time another computation (predictors.py says which)
             res = self._from_grid(op, q, grid)
+            if op.kind == OpKind.moe and res is not None:
+                res = self._touched(op, q, res)
             if near:  # priced around rows the sanity checks dropped (tables.flag_gemm_rows)
                 res = OpLatency(res.latency_s, res.source, res.table, res.flags + (FLAGGED,))
             return res
         return None
+
+    def _touched(self, op: Operator, q: TableQuery, result: OpLatency) -> OpLatency:
+        """compute.moe_weights=touched: a balanced row read the weights of as many experts
+        as its routing spreads the pairs over, min(n, pairs) per GPU (aiconfigurator's
+        `balanced_logits` round robin for moe_perf; the sglang WideEP collector's "uniform"
+        rows fill min(n, pairs) local experts with equal counts); a batch routed at random
+        reads only the `touched` ones. The value is scaled by the roofline ratio of the two
+        reads at the row's shape (flag `touched`; a measured point becomes interpolated)."""
+        touched = op.dims.get("touched")
+        if (getattr(self.cfg, "moe_weights", "all") != "touched" or touched is None
+                or q.table not in _BALANCED_MOE_TABLES or q.key[6] != "balanced"):
+            return result
+        d = q.dims_at(q.point)
+        full = self.roofline.shape_time(OpKind.moe, d)
+        part = self.roofline.shape_time(OpKind.moe, {**d, "active_experts": float(touched)})
+        if not full > part:
+            return result
+        source = "interpolated" if result.source == "measured" else result.source
+        flag = f"touched {float(touched):.3g} experts (roofline ratio {part / full:.3f})"
+        return OpLatency(result.latency_s * part / full, source, result.table,
+                         result.flags + (flag,))
 
     def _from_grid(self, op: Operator, q: TableQuery, grid) -> OpLatency:
         flags = (f"substituted {q.note}",) if q.note else ()

@@ -282,6 +282,10 @@ def moe_queries(op: Operator, cfg, tables=None) -> list[TableQuery]:
     tp, ep = int(d.get("tp", 1)), int(d.get("ep", 1))
     experts, tokens = int(d["num_experts"]), float(d["tokens"])
     hidden, inter, topk = int(d["hidden"]), int(d["inter"]) * tp, int(d["topk"])
+    # An expert placement (cosim.experts) prices its hottest GPU: hot_experts experts and
+    # hot_share of the pairs, looked up where a balanced row has that many experts and pairs
+    # per GPU (ep' = E'/n, N' = N * share * ep'); the even split is hot = (E/ep, 1/ep).
+    hot = (float(d["hot_experts"]), float(d["hot_share"])) if "hot_experts" in d else None
     dists = [cfg.moe_distribution] + (["balanced"] if cfg.moe_distribution != "balanced" else [])
     names = ["moe_perf"]
     if str(cfg.framework) == "sglang" and ep > 1 and tp == 1:
@@ -293,13 +297,20 @@ def moe_queries(op: Operator, cfg, tables=None) -> list[TableQuery]:
             for dist in dists:
                 want = (t, hidden, inter, topk, experts, tp, dist)
                 for e in _equivalent_experts(table, want, experts):
-                    ep_eq = ep * e / experts
-                    tok_eq = tokens * ep_eq / ep
+                    if hot is None:
+                        ep_eq = ep * e / experts
+                        tok_eq = tokens * ep_eq / ep
+                    else:  # the hottest GPU: n experts, tokens * topk * share pairs
+                        ep_eq = e / hot[0]
+                        tok_eq = tokens * hot[1] * ep_eq
                     notes = [_sub("dtype", dtype, t), _sub("distribution", cfg.moe_distribution,
                                                             dist)]
                     if e != experts:
                         notes.append(f"experts {experts}->{e} at ep {ep}->{ep_eq:g} "
                                      f"(same experts and pairs per GPU)")
+                    elif hot is not None and abs(ep_eq - ep) > 1e-9 * ep:
+                        notes.append(f"hottest GPU: {hot[0]:g} experts, {hot[1]:.4g} of the "
+                                     f"pairs at ep {ep}->{ep_eq:.4g}")
                     out.append(TableQuery(
                         name, (t, hidden, inter, topk, e, tp, dist), (ep_eq, tok_eq),
                         lambda p, d=d, e=e: {**d, "num_experts": e, "ep": p[0], "tokens": p[1]},

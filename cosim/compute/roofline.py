@@ -184,6 +184,8 @@ def work(kind: OpKind, dims: Mapping[str, Any]) -> tuple[float, float]:
         width = float(g("latent") or hidden)
         flops = 2 * gated * local_pairs * width * inter
         active = min(local_experts, local_pairs)
+        if g("active_experts") is not None:  # compute.moe_weights=touched (ComputeModel)
+            active = min(active, float(g("active_experts")))
         nbytes = active * gated * width * inter * wb + local_pairs * width * (wb + 2.0) * 2
         return flops, nbytes
     return float(g("flops", 0.0)), float(g("bytes", 0.0))

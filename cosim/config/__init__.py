@@ -156,3 +156,20 @@ def validate(cfg: Any) -> None:
         check = getattr(node, "validate", None)
         if check is not None:
             check(prefix=name)
+    _check_moe_load(cfg)
+
+
+def _check_moe_load(cfg: Any) -> None:
+    """The power-law MoE rows already are a skewed hottest GPU: no second skew on top."""
+    comp = getattr(cfg, "compute", None)
+    experts = getattr(getattr(cfg, "deployment", None), "experts", None)
+    dist = getattr(comp, "moe_distribution", "balanced")
+    if dist == "balanced":
+        return
+    if experts is not None and experts.load != "balanced":
+        raise ConfigError("compute.moe_distribution",
+                          f"{dist} rows already price a skewed hottest GPU; use balanced with "
+                          f"deployment.experts.load={experts.load}")
+    if getattr(comp, "moe_weights", "all") == "touched":
+        raise ConfigError("compute.moe_weights",
+                          f"touched scales the balanced rows; {dist} rows have their own routing")

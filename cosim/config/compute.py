@@ -13,6 +13,7 @@ from cosim.errors import require
 
 FRAMEWORKS = ("trtllm", "sglang", "vllm")
 MOE_DISTRIBUTIONS = ("balanced", "power_law_1.01", "power_law_1.2")
+MOE_WEIGHTS = ("all", "touched")
 
 
 @dataclass
@@ -32,6 +33,14 @@ class ComputeConfig:
     # Pareto expert popularity without EPLB (2x the mean load at EP8, 4x at EP32 in the
     # h100 tables); aiconfigurator's default. See docs/compute.md, "MoE tables".
     moe_distribution: str = "balanced"
+    # Expert weights a MoE step reads. all (default): as the balanced table rows were
+    # measured, with round-robin routing that spreads a batch's pairs over as many experts
+    # as it can (aiconfigurator collector/helper.py `balanced_logits`: T tokens touch
+    # min(E, T k) experts). touched: a batch of T tokens routed top-k at random touches
+    # only E (1 - (1 - k/E)^T) of them (fewer under skew; issue 10, cause 1); the balanced
+    # moe_perf value is scaled by the roofline ratio of the two weight reads (flag
+    # `touched`). See docs/experts.md.
+    moe_weights: str = "all"
     # Preferred kernel_source per table name (e.g. {moe_perf: moe_torch_flow_min_latency});
     # a table's lane is otherwise the framework default or the best covered one.
     lanes: dict[str, str] = field(default_factory=dict)
@@ -59,6 +68,8 @@ class ComputeConfig:
         require(self.moe_distribution in MOE_DISTRIBUTIONS, f"{prefix}.moe_distribution",
                 f"unknown distribution {self.moe_distribution!r}; choose one of "
                 f"{', '.join(MOE_DISTRIBUTIONS)}")
+        require(self.moe_weights in MOE_WEIGHTS, f"{prefix}.moe_weights",
+                f"unknown {self.moe_weights!r}; choose all or touched")
         for k, v in self.gemm_efficiency.items():
             require(k in ("bfloat16", "fp8", "fp4"), f"{prefix}.gemm_efficiency.{k}",
                     "unknown dtype; use bfloat16, fp8 or fp4")

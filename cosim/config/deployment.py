@@ -69,6 +69,36 @@ class PlacementConfig:
 SCHEDULER_POLICIES = ("mixed", "guaranteed_no_evict", "prefill_first")
 MEMORY_FRACTIONS = ("total", "free", "static")
 OVERLAPS = ("none", "two_batch")
+EXPERT_LOADS = ("balanced", "zipf", "profile")
+
+
+@dataclass
+class ExpertsConfig:
+    """Routed-expert placement over every EP group of the deployment (cosim.experts,
+    docs/experts.md). Defaults reproduce the even split of a balanced load."""
+
+    # Replicas of the hottest experts added to every EP group (DeepSeek's EPLB greedy,
+    # github.com/deepseek-ai/EPLB; the DeepSeek-V3 report, sec. 3.4: 32 in its EP32 prefill).
+    num_redundant: int = 0
+    # Expert popularity: balanced (every expert the same share), zipf (expert of rank r
+    # chosen with weight 1/r**zipf_exponent) or profile (per-layer per-expert token counts
+    # from `profile`, the [layers, experts] load EPLB tools dump).
+    load: str = "balanced"
+    zipf_exponent: float = 1.0
+    profile: str = ""  # CSV file: one row per MoE layer, one count per routed expert
+
+    def validate(self, prefix: str) -> None:
+        r = self.num_redundant
+        require(isinstance(r, int) and not isinstance(r, bool) and r >= 0,
+                f"{prefix}.num_redundant", f"must be an integer >= 0, got {r!r}")
+        require(self.load in EXPERT_LOADS, f"{prefix}.load",
+                f"unknown load {self.load!r}; use one of {', '.join(EXPERT_LOADS)}")
+        s = self.zipf_exponent
+        require(isinstance(s, (int, float)) and not isinstance(s, bool) and 0 <= s <= 10,
+                f"{prefix}.zipf_exponent", f"must be a number in [0, 10], got {s!r}")
+        if self.load == "profile":
+            require(bool(self.profile), f"{prefix}.profile",
+                    "load=profile needs a profile file (CSV, one row per MoE layer)")
 
 
 @dataclass
@@ -272,6 +302,7 @@ class DeploymentConfig:
     # keep their own ping-pong (micro_batches).
     overlap: str = "none"
     speculative: SpeculativeConfig = field(default_factory=SpeculativeConfig)
+    experts: ExpertsConfig = field(default_factory=ExpertsConfig)  # see docs/experts.md
     options: dict[str, Any] = field(default_factory=dict)  # deployment-specific knobs
 
     def validate(self, prefix: str = "deployment") -> None:
@@ -286,6 +317,11 @@ class DeploymentConfig:
                 f"unknown router {self.router!r}; use one of {', '.join(ROUTERS)}")
         self.memory.validate(f"{prefix}.memory")
         self.comm.validate(f"{prefix}.comm")
+        self.experts.validate(f"{prefix}.experts")
+        if self.experts.load != "balanced" and self.comm.expert_imbalance > 0:
+            require(False, f"{prefix}.comm.expert_imbalance",
+                    f"set it to 0 with {prefix}.experts.load={self.experts.load}: the experts' "
+                    "load gives the traffic its skew")
         m = self.micro_batches
         require(isinstance(m, int) and not isinstance(m, bool) and 1 <= m <= 16,
                 f"{prefix}.micro_batches", f"must be an integer in 1..16, got {m!r}")

@@ -11,7 +11,10 @@ Shapes (see docs/models.md for the formulas):
   kv_len = context. T = batch * q_len tokens per attention rank.
 - Attention runs on tp GPUs per DP rank (heads / tp each). MoE experts see T * dp tokens (all
   DP ranks of the instance); each GPU holds E / ep experts, inter / moe_tp wide, and the FLOPs
-  assume balanced routing (T * dp * topk / ep token-expert pairs per GPU).
+  assume balanced routing (T * dp * topk / ep token-expert pairs per GPU). A layout with an
+  expert placement (`layout.experts`, cosim.experts: uneven, redundant or skewed) prices the
+  hottest GPU instead: its share of the pairs and its expert count (dims hot_share,
+  hot_experts); dims `touched` is the expected distinct experts the GPU reads weights of.
 - Dense MLPs and shared experts are TP-split over the attention group; routers, LatentMoE
   projections, MLA down-projections and the DSA indexer are replicated.
 """
@@ -315,17 +318,26 @@ class _Builder:
                          tokens_per_gpu=per_gpu_tokens, hidden=d, topk=moe.topk)
         tokens = T * L.dp
         inter = moe.inter // L.moe_tp
-        pairs = tokens * moe.topk / L.ep
-        local = math.ceil(E / L.ep)
-        touched = local * (1.0 - (1.0 - moe.topk / E) ** tokens)
         ed = self.p.expert
         gd = self.p.gemm_dtype(ed)
+        dims = {"tokens": int(tokens), "hidden": h, "inter": inter, "num_experts": E,
+                "topk": moe.topk, "ep": L.ep, "tp": L.moe_tp, "dtype": gd, "latent": moe.latent,
+                "fp4_format": self.p.fp4_format if ed == DType.fp4 else "",
+                "act_dtype": self.act_dtype.value, "gated": moe.gated}
+        ex = L.experts
+        if ex is None:  # even split, balanced: every GPU its mean share
+            pairs = tokens * moe.topk / L.ep
+            local = math.ceil(E / L.ep)
+            touched = local * (1.0 - (1.0 - moe.topk / E) ** tokens)
+        else:  # the hottest GPU of the placement sets the layer's time
+            pairs = tokens * moe.topk * ex.hot_share
+            local = ex.hot_experts
+            touched = ex.touched(int(tokens), moe.topk)
+            dims.update(hot_experts=local, hot_share=ex.hot_share)
+        # expected distinct experts (replicas) this GPU reads weights of: compute.moe_weights
+        dims["touched"] = touched
         ops.append(Operator(
-            "moe.experts", OpKind.moe,
-            {"tokens": int(tokens), "hidden": h, "inter": inter, "num_experts": E,
-             "topk": moe.topk, "ep": L.ep, "tp": L.moe_tp, "dtype": gd, "latent": moe.latent,
-             "fp4_format": self.p.fp4_format if ed == DType.fp4 else "",
-             "act_dtype": self.act_dtype.value, "gated": moe.gated},
+            "moe.experts", OpKind.moe, dims,
             pairs * 2.0 * mats * d * inter,
             touched * mats * d * inter * self.p.element_bytes(ed)
             + pairs * d * (self.in_bytes(gd) + self.act),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cosim.errors import require
+from cosim.experts.group import ExpertGroup
 
 
 @dataclass(frozen=True)
@@ -20,6 +21,10 @@ class ParallelLayout:
     dp: int = 1  # attention data parallel
     ep: int = 1  # expert parallel
     moe_tp: int = 1  # expert tensor parallel
+    # Where the routed experts sit on the ep GPUs and how loaded each is (cosim.experts).
+    # None: the even split of a balanced load, ep dividing the experts (every GPU its mean
+    # share); deployments attach one when the placement is uneven, redundant or skewed.
+    experts: ExpertGroup | None = None
 
     @property
     def attention_gpus(self) -> int:
@@ -28,6 +33,10 @@ class ParallelLayout:
     @property
     def ffn_gpus(self) -> int:
         return self.ep * self.moe_tp
+
+    def sizes(self) -> dict[str, int]:
+        """tp, dp, ep and moe_tp (for reports; the expert placement is reported apart)."""
+        return {"tp": self.tp, "dp": self.dp, "ep": self.ep, "moe_tp": self.moe_tp}
 
     def validate(self, prefix: str = "layout") -> None:
         for name in ("tp", "dp", "ep", "moe_tp"):

@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from cosim.experts.group import ExpertGroup
 from cosim.model.layout import ParallelLayout
 from cosim.serving.comm import TrafficShape
 from cosim.serving.network_lookups import NetworkLookups
@@ -73,13 +74,20 @@ class EPTokenStream:
 
     def __init__(self, ep_gpus: np.ndarray, num_experts: int, topk: int, gpus_per_node: int,
                  mode: str, *, imbalance: float = 0.0, seed: int = 0, num_groups: int = 1,
-                 topk_groups: int | None = None):
+                 topk_groups: int | None = None, experts: ExpertGroup | None = None):
         from cosim.traffic.ep_alltoall import expert_placement
 
         self.ep_gpus = np.asarray(ep_gpus, dtype=np.int64)
         self.expert_gpu = expert_placement(num_experts, self.ep_gpus)
         self.route = dict(num_experts=num_experts, topk=topk, imbalance=imbalance, seed=seed,
                           num_groups=num_groups, topk_groups=topk_groups)
+        # deployment.experts: route under its (representative layer's) popularity and send
+        # each copy to a GPU holding a replica of its expert (cosim.traffic.ep_alltoall)
+        self.placement = None
+        if experts is not None and experts.num_gpus == self.ep_gpus.size:
+            layer = experts.representative
+            self.placement = experts.layers[layer]
+            self.route["popularity"] = np.asarray(experts.popularity[layer])
         self.gpn = int(gpus_per_node)
         self.mode = mode
         # key = (tag * n + src) * n + dst over global GPU ids (relays stay inside EP nodes)
@@ -98,8 +106,16 @@ class EPTokenStream:
     def _keyed(self, routing: np.ndarray, per_gpu: int) -> tuple[np.ndarray, np.ndarray]:
         from cosim.traffic.ep_alltoall import ep_token_counts
 
-        src, dst, tok, tag = ep_token_counts(routing, np.repeat(self.ep_gpus, per_gpu),
-                                             self.expert_gpu, self.gpn, self.mode)
+        token_gpu = np.repeat(self.ep_gpus, per_gpu)
+        if self.placement is None:
+            src, dst, tok, tag = ep_token_counts(routing, token_gpu, self.expert_gpu, self.gpn,
+                                                 self.mode)
+        else:
+            from cosim.traffic.ep_alltoall import pair_gpus
+
+            pg = pair_gpus(routing, token_gpu, self.placement, self.ep_gpus)
+            src, dst, tok, tag = ep_token_counts(routing, token_gpu, None, self.gpn, self.mode,
+                                                 pair_gpu=pg)
         n = self._n
         return (tag.astype(np.int64) * n + src) * n + dst, tok.astype(np.int64)
 
@@ -239,7 +255,8 @@ class FabricComm:
             s = self.shape
             stream = self._streams[send] = EPTokenStream(
                 self.ep_gpus, s.num_experts, s.topk, self.gpn, send, imbalance=self.imbalance,
-                seed=self.seed, num_groups=self.num_groups, topk_groups=self.topk_groups)
+                seed=self.seed, num_groups=self.num_groups, topk_groups=self.topk_groups,
+                experts=self.layout.experts)
         return stream
 
     def _ep(self, tokens_per_gpu: int, kernel: str = "normal") -> tuple[float, float]:

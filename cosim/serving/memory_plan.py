@@ -89,7 +89,10 @@ def plan_memory(spec: Any, layout: ParallelLayout, hardware: Any, memory: Any, s
     """
     hbm = float(hardware.hbm_gb) * GB
     usable = hbm * float(memory.gpu_memory_utilization)
-    weights = float(spec.weight_bytes_per_gpu(layout) if stage is None
+    # redundant expert replicas (deployment.experts) take weight memory on every EP GPU
+    redundant = layout.experts.num_redundant if layout.experts is not None else 0
+    weights = float(spec.weight_bytes_per_gpu(layout, stage, redundant_experts=redundant)
+                    if redundant else spec.weight_bytes_per_gpu(layout) if stage is None
                     else spec.weight_bytes_per_gpu(layout, stage))
     tokens = int(memory.activation_tokens or scheduler.max_batched_tokens)
     running = int(scheduler.max_running_requests)  # per attention-DP rank

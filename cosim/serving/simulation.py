@@ -19,6 +19,7 @@ from cosim.serving.deployments import get_deployment, known_deployments
 from cosim.serving.deployments.base import Deployment, SimContext
 from cosim.serving.engine import Engine
 from cosim.serving.events import RequestArrival
+from cosim.serving.expert_layouts import ExpertLayouts
 from cosim.serving.request_state import RequestState
 from cosim.workload.arrivals import WorkloadDriver
 from cosim.workload.build import build_workload
@@ -171,10 +172,15 @@ def prepare(cfg: Any, step_cost_factory: StepCostFactory | None = None,
 
         shared["flow_recorder"] = new_recorder()
     min_tokens = int((table.prompt_tokens + table.output_tokens).max())
+    experts = ExpertLayouts(spec, cfg.deployment.experts)
+    shared["experts"] = experts
+    on_hw = role_step_costs(cfg, spec, custom)
     ctx = SimContext(cfg=cfg, spec=spec, table=table, state=state, driver=driver,
-                     step_cost_for=lambda layout: step_cost_factory(spec, layout),
-                     comm_for=comm_factory, min_kv_tokens=min_tokens, notes=notes,
-                     shared=shared, step_cost_on=role_step_costs(cfg, spec, custom))
+                     step_cost_for=lambda layout: step_cost_factory(spec, experts(layout)),
+                     comm_for=lambda layout, first: comm_factory(experts(layout), first),
+                     min_kv_tokens=min_tokens, notes=notes, shared=shared,
+                     step_cost_on=lambda hw, layout: on_hw(hw, experts(layout)),
+                     expert_layout=experts)
     try:
         dep = get_deployment(cfg.deployment.kind)(ctx)
         if dep.feasible and cfg.workload.warm_prefixes:

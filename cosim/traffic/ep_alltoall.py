@@ -32,7 +32,7 @@ from __future__ import annotations
 import numpy as np
 
 from cosim.dtypes import DType, dtype_bytes
-from cosim.experts.placement import place_experts
+from cosim.experts.placement import Placement, place_experts
 from cosim.network.flows import FlowBatch
 from cosim.traffic.expert_routing import route_tokens
 from cosim.traffic.tags import FlowTag
@@ -96,6 +96,33 @@ def expert_placement(num_experts: int, ep_gpus: np.ndarray) -> np.ndarray:
     return owner
 
 
+def replica_table(placement: Placement, ep_gpus: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(E, max replicas) global GPUs holding each expert (padded with the first), and the
+    replica count of each expert, for a placement over ep_gpus (cosim.experts)."""
+    ep_gpus = np.asarray(ep_gpus, dtype=np.int64)
+    reps = np.asarray(placement.replicas, dtype=np.int64)
+    table = np.zeros((placement.num_experts, int(reps.max())), dtype=np.int64)
+    filled = np.zeros(placement.num_experts, dtype=np.int64)
+    for g, ex in enumerate(placement.gpu_experts):
+        for e in ex:
+            table[e, filled[e]] = ep_gpus[g]
+            filled[e] += 1
+    for e in range(placement.num_experts):
+        table[e, filled[e]:] = table[e, 0]
+    return table, reps
+
+
+def pair_gpus(routing: np.ndarray, token_gpu: np.ndarray, placement: Placement,
+              ep_gpus: np.ndarray) -> np.ndarray:
+    """Destination GPU of each (token, chosen expert) pair: a GPU holding a replica of the
+    expert. A source GPU sends all its copies of expert e to replica (source id mod r_e), a
+    fixed logical-to-physical map per rank as EPLB dispatchers use; over the group's
+    sources the copies split evenly over the replicas (what the compute side assumes)."""
+    table, reps = replica_table(placement, ep_gpus)
+    src = np.asarray(token_gpu, dtype=np.int64)[:, None]
+    return table[routing, src % reps[routing]]
+
+
 def _aggregate(src: np.ndarray, dst: np.ndarray, kind: int):
     """Count equal (src, dst) pairs: returns (src, dst, tokens, kind) arrays."""
     keep = src != dst
@@ -115,18 +142,23 @@ def _row_unique(a: np.ndarray) -> np.ndarray:
     return s, first
 
 
-def ep_token_counts(routing: np.ndarray, token_gpu: np.ndarray, expert_gpu: np.ndarray,
-                    gpus_per_node: int, mode: str = "node"):
+def ep_token_counts(routing: np.ndarray, token_gpu: np.ndarray, expert_gpu: np.ndarray | None,
+                    gpus_per_node: int, mode: str = "node", *,
+                    pair_gpu: np.ndarray | None = None):
     """Tokens each (src GPU, dst GPU) pair carries in the dispatch.
 
     routing: (tokens, topk) expert ids; token_gpu: (tokens,) global GPU holding each token;
-    expert_gpu: (num_experts,) global GPU of each expert. Returns arrays (src, dst, tokens,
+    expert_gpu: (num_experts,) global GPU of each expert, or pair_gpu: (tokens, topk) the
+    GPU of each pair (redundant experts: `pair_gpus`). Returns arrays (src, dst, tokens,
     tag) with tag EP_DIRECT, EP_RDMA or EP_FORWARD.
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
     token_gpu = np.asarray(token_gpu, dtype=np.int64)
-    dg = np.asarray(expert_gpu, dtype=np.int64)[routing]  # (tokens, topk) destination GPUs
+    if pair_gpu is not None:
+        dg = np.asarray(pair_gpu, dtype=np.int64)
+    else:  # (tokens, topk) destination GPUs
+        dg = np.asarray(expert_gpu, dtype=np.int64)[routing]
     src = np.broadcast_to(token_gpu[:, None], dg.shape)
     if mode == "expert":
         parts = [_aggregate(src.ravel(), dg.ravel(), FlowTag.EP_DIRECT)]

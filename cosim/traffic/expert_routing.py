@@ -39,12 +39,14 @@ def expert_popularity(num_experts: int, imbalance: float, rng: np.random.Generat
 
 def route_tokens(num_tokens: int, num_experts: int, topk: int, *, imbalance: float = 0.0,
                  seed: int = 0, num_groups: int = 1, topk_groups: int | None = None,
-                 stream: int = 0) -> np.ndarray:
+                 stream: int = 0, popularity: np.ndarray | None = None) -> np.ndarray:
     """Expert ids chosen by each token: int32 array (num_tokens, topk), distinct per row,
     in the order they were drawn (most probable first in expectation).
 
     `seed` fixes the experts' popularity order and the draws; `stream` > 0 draws other,
     independent tokens under the same popularity (stream s: numpy generator [seed, s]).
+    `popularity` (num_experts weights, e.g. a deployment.experts load) replaces the Zipf
+    weights of `imbalance`.
     """
     if not 1 <= topk <= num_experts:
         raise ValueError(f"topk must be in [1, num_experts={num_experts}], got {topk}")
@@ -58,7 +60,13 @@ def route_tokens(num_tokens: int, num_experts: int, topk: int, *, imbalance: flo
     if stream < 0:
         raise ValueError(f"stream must be >= 0, got {stream}")
     rng = np.random.default_rng(seed)
-    w = expert_popularity(num_experts, imbalance, rng)
+    if popularity is not None:
+        w = np.asarray(popularity, dtype=float)
+        if w.shape != (num_experts,) or not (w >= 0).all() or not w.sum() > 0:
+            raise ValueError(f"popularity must be {num_experts} weights >= 0 with a positive sum")
+        w = w / w.sum()
+    else:
+        w = expert_popularity(num_experts, imbalance, rng)
     if stream:
         rng = np.random.default_rng([seed, stream])
     cdf = np.cumsum(w)

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from cosim.experts.group import ExpertGroup
 from cosim.network.flows import FlowBatch
-from cosim.traffic.ep_alltoall import ep_token_counts, expert_placement
+from cosim.traffic.ep_alltoall import ep_token_counts, expert_placement, pair_gpus
 from cosim.traffic.expert_routing import route_tokens
 from cosim.traffic.tags import FlowTag
 
@@ -25,8 +26,12 @@ MODES = ("topk", "split", "broadcast")
 def m2n_flows(attn_gpus: np.ndarray, ffn_gpus: np.ndarray, tokens_per_attn_gpu: int,
               bytes_per_token: int, *, direction: str = "a2f", mode: str = "topk",
               topk: int = 8, num_experts: int = 256, imbalance: float = 0.0, seed: int = 0,
-              start_s: float = 0.0) -> FlowBatch:
-    """Flows of one A2F (direction "a2f") or F2A ("f2a") transfer of one micro-batch."""
+              start_s: float = 0.0, experts: ExpertGroup | None = None) -> FlowBatch:
+    """Flows of one A2F (direction "a2f") or F2A ("f2a") transfer of one micro-batch.
+
+    `experts` (topk mode): the FFN GPUs' expert placement (cosim.experts; its representative
+    layer): tokens are routed under its popularity and each copy goes to a GPU holding a
+    replica of its expert; None: the even split, routing skewed by `imbalance`."""
     if direction not in ("a2f", "f2a"):
         raise ValueError(f"direction must be a2f or f2a, got {direction!r}")
     if mode not in MODES:
@@ -35,11 +40,19 @@ def m2n_flows(attn_gpus: np.ndarray, ffn_gpus: np.ndarray, tokens_per_attn_gpu: 
     ffn = np.asarray(ffn_gpus, dtype=np.int64)
     m, n = attn.size, ffn.size
     if mode == "topk":
-        routing = route_tokens(tokens_per_attn_gpu * m, num_experts, topk, imbalance=imbalance,
-                               seed=seed)
-        src, dst, tokens, _ = ep_token_counts(routing, np.repeat(attn, tokens_per_attn_gpu),
-                                              expert_placement(num_experts, ffn),
-                                              gpus_per_node=1, mode="gpu")
+        token_gpu = np.repeat(attn, tokens_per_attn_gpu)
+        if experts is None:
+            routing = route_tokens(tokens_per_attn_gpu * m, num_experts, topk,
+                                   imbalance=imbalance, seed=seed)
+            dest = {"expert_gpu": expert_placement(num_experts, ffn)}
+        else:
+            layer = experts.representative
+            routing = route_tokens(tokens_per_attn_gpu * m, num_experts, topk, seed=seed,
+                                   popularity=np.asarray(experts.popularity[layer]))
+            dest = {"expert_gpu": None,
+                    "pair_gpu": pair_gpus(routing, token_gpu, experts.layers[layer], ffn)}
+        src, dst, tokens, _ = ep_token_counts(routing, token_gpu, gpus_per_node=1, mode="gpu",
+                                              **dest)
     else:
         src, dst = np.repeat(attn, n), np.tile(ffn, m)
         if mode == "broadcast":

@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from cosim.experts.group import ExpertGroup
 from cosim.model.layout import ParallelLayout
 from cosim.network.flows import FlowBatch
 from cosim.serving.comm import NoComm
@@ -111,7 +112,8 @@ class AFDTraffic:
     """A2F / F2A flows of one micro-batch of an AFD unit, and their isolated times (memoised)."""
 
     def __init__(self, spec: Any, att_gpus: np.ndarray, ffn_gpus: np.ndarray, timer: TransferTimer,
-                 a2f_dtype: str, f2a_dtype: str, imbalance: float = 0.0, grid_percent: float = 0.0):
+                 a2f_dtype: str, f2a_dtype: str, imbalance: float = 0.0, grid_percent: float = 0.0,
+                 experts: ExpertGroup | None = None):
         from cosim.traffic.ep_alltoall import token_bytes
 
         self.spec = spec
@@ -122,6 +124,9 @@ class AFDTraffic:
         self.f2a_bytes = token_bytes(spec.hidden_size, f2a_dtype)
         self.imbalance = float(imbalance)
         self.grid_percent = float(grid_percent)
+        # expert placement over the FFN GPUs (deployment.experts); None: the even split
+        self.experts = experts if experts is not None and experts.num_gpus == self.ffn.size \
+            else None
         self._flows: dict[int, tuple[FlowBatch, FlowBatch]] = {}
         self._times: dict[int, tuple[float, float]] = {}
         self._finish: dict[int, tuple[np.ndarray, np.ndarray]] = {}
@@ -152,11 +157,15 @@ class AFDTraffic:
 
             moe = self.spec.moe
             kw: dict = {"mode": "split"}
-            if moe is not None and self.ffn.size and moe.num_experts % self.ffn.size == 0:
+            if moe is not None and self.ffn.size and (self.experts is not None
+                                                      or moe.num_experts % self.ffn.size == 0):
                 kw = {"mode": "topk", "topk": int(moe.topk), "num_experts": int(moe.num_experts),
                       "imbalance": self.imbalance, "seed": 0}
+                if self.experts is not None:  # each copy to a GPU holding a replica
+                    kw["experts"] = self.experts
             key = (self.att.tobytes(), self.ffn.tobytes(), int(tokens_per_gpu), self.a2f_bytes,
-                   self.f2a_bytes, *sorted(kw.items()))
+                   self.f2a_bytes, *sorted((k, v) for k, v in kw.items() if k != "experts"),
+                   self.experts.digest if self.experts is not None else "")
             hit = _M2N_FLOWS.get(key)
             if hit is None:
                 a2f = m2n_flows(self.att, self.ffn, tokens_per_gpu, self.a2f_bytes, direction="a2f", **kw)
@@ -470,7 +479,8 @@ class AFDUnits:
         self.opts = opts
         self.att_hw, self.ffn_hw = dep.hardware_of("attention"), dep.hardware_of("ffn")
         att_plan, ffn_plan = afd_memory_plans(ctx.spec, self.att_hw, d.memory, ra.scheduler,
-                                              la, lf, ctx.min_kv_tokens, self.ffn_hw)
+                                              la, ctx.expert_layout(lf), ctx.min_kv_tokens,
+                                              self.ffn_hw)
         dep.memory["attention"] = att_plan
         dep.memory["ffn"] = ffn_plan
         self.feasible = att_plan.feasible and ffn_plan.feasible
@@ -525,7 +535,8 @@ class AFDUnits:
                 traffic = AFDTraffic(ctx.spec, ug.attention, ug.ffn, self.timer,
                                      self.opts.a2f_dtype, self.opts.f2a_dtype,
                                      comm_cfg.expert_imbalance,
-                                     getattr(comm_cfg, "token_grid_percent", 0.0))
+                                     getattr(comm_cfg, "token_grid_percent", 0.0),
+                                     experts=ctx.expert_layout(self.layout).experts)
                 traffic.bytes = dep.traffic_bytes
                 afd = timers[key] = AFDTimer(ctx.spec.num_layers, traffic, self.comm)
             if u == 0:
@@ -545,8 +556,8 @@ class AFDUnits:
 
     def describe(self) -> dict:
         return {"units": self.count, "attention_gpus_per_unit": self.M, "ffn_gpus_per_unit": self.N,
-                "attention_layout": dataclasses.asdict(self.att_layout),
-                "ffn_layout": dataclasses.asdict(self.ffn_layout), "micro_batches": self.m,
+                "attention_layout": self.att_layout.sizes(),
+                "ffn_layout": self.ffn_layout.sizes(), "micro_batches": self.m,
                 "a2f_dtype": self.opts.a2f_dtype, "f2a_dtype": self.opts.f2a_dtype,
                 "placement": {k: (v if isinstance(v, str) else "list")
                               for k, v in self.placement.items()},

@@ -65,6 +65,9 @@ class SimContext:
     # (hardware config, layout) -> step cost model on that GPU kind (roles with their own
     # `hardware`); None: every role on cfg.hardware (step_cost_for)
     step_cost_on: Callable[[Any, ParallelLayout], StepCostLike] | None = None
+    # layout -> the layout with its EP group's expert placement (deployment.experts;
+    # cosim.serving.expert_layouts). step_cost_for and comm_for apply it already.
+    expert_layout: Callable[[ParallelLayout], ParallelLayout] = lambda layout: layout
 
 
 class Deployment:
@@ -115,7 +118,8 @@ class Deployment:
         """Memory plan of one GPU of `layout` (recorded under `role`, on the role's hardware);
         `stage` as in plan_memory."""
         d = self.ctx.cfg.deployment
-        p = plan_memory(self.ctx.spec, layout, self.hardware_of(role), d.memory, scheduler_cfg,
+        p = plan_memory(self.ctx.spec, self.ctx.expert_layout(layout), self.hardware_of(role),
+                        d.memory, scheduler_cfg,
                         self.ctx.min_kv_tokens, stage=stage)
         self.memory[role] = p
         return p
