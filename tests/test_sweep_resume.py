@@ -69,6 +69,7 @@ def test_interrupted_sweep_is_reported_then_resumed_running_each_job_once(swept,
     assert report_main([str(out), "--out", str(tmp_path / "partial"), "--no-plot"]) == 0
     printed = capsys.readouterr().out
     assert "jobs: 4 (1 done, 2 failed, 1 missing)" in printed
+    assert "note: 3 of 4 jobs are not done (2 failed, 1 missing)" in " ".join(printed.split())
     status = {j.run_dir: (j.status, j.reason) for j in sweep_jobs(out)}
     assert status["0"] == ("done", "")
     assert status["1"][0] == "failed" and "requests.parquet is not readable" in status["1"][1]
