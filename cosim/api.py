@@ -50,18 +50,22 @@ def compose_config(overrides: Sequence[str] = (), config_name: str = "config") -
     from omegaconf.errors import OmegaConfBaseException
 
     from cosim.config import register_configs
+    from cosim.config.topology_files import check_selected_topology
     from cosim.paths import hydra_config_dir
 
     register_configs()
     try:
         if GlobalHydra.instance().is_initialized():  # inside a Hydra app: same config dir
-            return compose(config_name=config_name, overrides=list(overrides))
-        with initialize_config_dir(config_dir=hydra_config_dir(), version_base="1.3"):
-            return compose(config_name=config_name, overrides=list(overrides))
+            cfg = compose(config_name=config_name, overrides=list(overrides))
+        else:
+            with initialize_config_dir(config_dir=hydra_config_dir(), version_base="1.3"):
+                cfg = compose(config_name=config_name, overrides=list(overrides))
     except (HydraException, OmegaConfBaseException) as e:
         text = f"{e} {e.__cause__ or ''}"
         field = next((m.group(1) for p in _KEY_PATTERNS if (m := p.search(text))), "overrides")
         raise ConfigError(field, " ".join(str(e).split())) from e
+    check_selected_topology(cfg)  # a topology file that did not load: its own error
+    return cfg
 
 
 def simulate(overrides: Sequence[str] | DictConfig | Any | None = None, *,

@@ -155,3 +155,14 @@ def test_docs_errors_table_is_what_cosim_prints_today():
     assert len(subset) == len(wanted)
     for row in mod.rows(subset):
         assert row in page, f"docs/errors.md is stale (python scripts/errors_example.py): {row}"
+
+
+def test_the_python_api_names_the_broken_topology_file_too(topology_dir):
+    from cosim.api import compose_config
+    from cosim.errors import ConfigError
+
+    path = topology_dir / "t_api.yaml"
+    path.write_text("num_nodes: [\n")
+    with pytest.raises(ConfigError) as e:
+        compose_config(["topology=t_api"])
+    assert str(e.value).startswith(f"{path}: line 2: not valid YAML")

@@ -69,6 +69,7 @@ def test_interrupted_sweep_is_reported_then_resumed_running_each_job_once(swept,
     assert report_main([str(out), "--out", str(tmp_path / "partial"), "--no-plot"]) == 0
     printed = capsys.readouterr().out
     assert "jobs: 4 (1 done, 2 failed, 1 missing)" in printed
+    assert "note: 3 of 4 jobs are not done (2 failed, 1 missing)" in " ".join(printed.split())
     status = {j.run_dir: (j.status, j.reason) for j in sweep_jobs(out)}
     assert status["0"] == ("done", "")
     assert status["1"][0] == "failed" and "requests.parquet is not readable" in status["1"][1]
@@ -126,3 +127,41 @@ def test_fingerprint_ignores_display_keys_only():
     fp = config_fingerprint(OmegaConf.create(base))
     assert fp == config_fingerprint(OmegaConf.create(same))
     assert fp != config_fingerprint(OmegaConf.create(other))
+
+
+def test_a_sweep_killed_after_its_first_job_resumes_running_each_job_once(tmp_path):
+    """A real kill: SIGKILL as soon as job 0's summary.json exists (bounded poll). However far
+    the sweep got, the re-run runs exactly the jobs that had not completed."""
+    import signal
+    import time
+
+    out = tmp_path / "mr"
+    grid = ["workload.num_requests=300", "output.progress=false", "seed=0,1,2,3"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "COSIM_CACHE_DIR": str(tmp_path / "cache")}
+    proc = subprocess.Popen([sys.executable, "-m", "cosim.cli", "-m", *grid,
+                             f"hydra.sweep.dir={out}"], env=env, cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(6000):  # up to ~5 minutes on a loaded machine
+            if (out / "0" / "summary.json").exists() or proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait()
+    assert (out / "0" / "summary.json").is_file()
+    done_before = _stamps(out)
+    statuses = {j.run_dir: j.status for j in sweep_jobs(out)}
+    assert sorted(statuses) == ["0", "1", "2", "3"]  # the report lists every job, started or not
+    assert all(statuses[k] == "done" for k in done_before)
+    assert all(statuses[k] in ("failed", "missing") for k in statuses if k not in done_before)
+
+    p = subprocess.run([sys.executable, "-m", "cosim.cli", "-m", *grid,
+                        f"hydra.sweep.dir={out}"], env=env, cwd=ROOT, capture_output=True,
+                       text=True, timeout=600)
+    assert p.returncode == 0, p.stderr[-3000:]
+    after = _stamps(out)
+    assert sorted(after) == ["0", "1", "2", "3"]
+    assert all(after[k] == v for k, v in done_before.items())  # not run again
+    assert _skipped(p) == len(done_before)
+    assert [j.status for j in sweep_jobs(out)] == ["done"] * 4

@@ -173,6 +173,12 @@ def report_main(argv: Sequence[str] | None = None) -> int:
     for s in rep.best["skipped"]:
         print(f"cosim-report: skipped {s['run_dir']}: {s['reason']}", file=sys.stderr)
     print_best(rep.best)
+    counts = status_counts(rep.jobs)
+    if counts["failed"] or counts["missing"]:
+        print(f"note: {counts['failed'] + counts['missing']} of {len(rep.jobs)} jobs are not "
+              f"done ({counts['failed']} failed, {counts['missing']} missing): the best runs "
+              "above are chosen among the finished ones; re-run the sweep's command into its "
+              "folder to run only those (docs/report.md, \"Resuming a sweep\")")
     for name, path in rep.files.items():
         print(f"{name}: {path}")
     return 0
