@@ -27,6 +27,12 @@ Policies (`policy`, deployment.scheduler.policy; docs/serving.md, "Scheduler pol
   only, with the whole token budget, whenever any can be formed, and decodes otherwise; the
   decode clock advances only on iterations that decode.
 
+Speculative decoding (`tokens_per_step` E > 1, deployment.speculative): a step emits E
+tokens on average, so the request finishes at iteration j + ceil(remaining / E) - 1, attends
+K0 + 1 + E (s - j) tokens at iteration s (the decode set keeps sum(K0 + 1 - E j)) and crosses
+into a new block whenever that passes a block boundary. With E = 1 every quantity stays the
+integer of the paragraph above.
+
 Hooks for disaggregated deployments: `prefill_only` (a request leaves after its prefill and
 keeps its KV blocks until `release()`, e.g. until a P->D transfer ends) and `enqueue_decode()`
 (a request arrives with its KV computed elsewhere and only decodes here).
