@@ -223,13 +223,13 @@ class _Endpoint:
         if self.sock is None:
             self.sock = self.ctx.socket(zmq.DEALER)
             self.sock.setsockopt(zmq.LINGER, 0)
+            if self.address.startswith("tcp://["):
+                self.sock.setsockopt(zmq.IPV6, 1)
             if self.curve is not None:
                 self.sock.curve_serverkey = self.curve.server_public
                 self.sock.curve_publickey = self.curve.public
                 self.sock.curve_secretkey = self.curve.secret
-            if self.address.startswith("tcp://["):
-                self.sock.setsockopt(zmq.IPV6, 1)
-            if self.curve is not None:
+                # Our side's view of the handshake: a refused key is told apart from silence.
                 self.monitor = self.sock.get_monitor_socket(
                     zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
                     | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL)
