@@ -174,34 +174,15 @@ class RecordedFlows:
     def __init__(self, rec: FlowRecorder, metadata: dict, rows_per_batch: int):
         pats = rec._patterns
         self.rows_per_batch = max(1, rows_per_batch)
+        self._pats = pats
         self._sizes = np.array([len(p.flows) for p in pats], dtype=np.int64)
-        self._off = np.zeros(len(pats) + 1, dtype=np.int64)
-        self._off[1:] = np.cumsum(self._sizes)
-
-        def cat(get, dtype):
-            if not pats:
-                return np.zeros(0, dtype=dtype)
-            return np.concatenate([np.asarray(get(p)) for p in pats]).astype(dtype)
-
-        self._p = {
-            "src": cat(lambda p: p.flows.src, np.int32),
-            "dst": cat(lambda p: p.flows.dst, np.int32),
-            "bytes": cat(lambda p: p.flows.size, np.int64),
-            "start": cat(lambda p: p.flows.start, np.float64),
-            "finish": cat(lambda p: p.finish, np.float64),
-            "cls": cat(lambda p: p.cls, np.int8),
-            "layer": cat(lambda p: p.layer, np.int16),
-            "mb": cat(lambda p: p.micro_batch, np.int16),
-        }
-        tag = cat(lambda p: p.flows.tag, np.int32)
-        self._tag_vals = np.unique(tag) if tag.size else np.zeros(0, np.int32)
-        self._p["tag"] = np.searchsorted(self._tag_vals, tag).astype(np.int32)
+        tags = np.unique(np.concatenate([np.unique(p.flows.tag) for p in pats])) if pats \
+            else np.zeros(0, np.int32)
+        self._tag_vals = tags.astype(np.int32)
         self._tag_dict = pa.array([rec.tag_names.get(int(t), str(int(t)))
                                    for t in self._tag_vals], type=pa.string())
-        backends = sorted({p.backend for p in pats})
-        self._p["backend"] = cat(lambda p: np.full(len(p.flows), backends.index(p.backend),
-                                                   np.int8), np.int8)
-        self._backends = pa.array(backends, type=pa.string())
+        self._backend_names = sorted({p.backend for p in pats})
+        self._backends = pa.array(self._backend_names, type=pa.string())
         self._classes = pa.array(list(TRAFFIC_CLASSES), type=pa.string())
         uses = rec._uses
         self._upat = np.array([u[0] for u in uses], dtype=np.int64)
@@ -236,25 +217,34 @@ class RecordedFlows:
             a = b
 
     def _batch(self, a: int, b: int) -> pa.RecordBatch:
-        p = self._p
-        n_per = self._n_per[a:b]
-        owner = np.repeat(np.arange(a, b), n_per)
-        base = self._uoff[a]
-        local = np.arange(int(self._uoff[b] - base)) - (self._uoff[owner] - base)
-        idx = self._off[self._upat[owner]] + local
+        # the rows of uses a..b-1: their patterns' arrays, one after the other (patterns are
+        # not concatenated up front: an iteration-mode run's patterns are most of its rows)
+        pats = [self._pats[k] for k in self._upat[a:b].tolist()]
+
+        def cat(get, dtype):
+            return np.concatenate([np.asarray(get(p)) for p in pats]).astype(dtype, copy=False)
+
+        owner = np.repeat(np.arange(a, b), self._n_per[a:b])
         t0 = self._ut0[owner]
-        mb = p["mb"][idx]
+        mb = cat(lambda p: p.micro_batch, np.int16)
+        start = cat(lambda p: p.flows.start, np.float64)
+        tag = np.searchsorted(self._tag_vals, cat(lambda p: p.flows.tag, np.int32))
+        names = self._backend_names
+        bk = cat(lambda p: np.full(len(p.flows), names.index(p.backend), np.int8), np.int8)
         arrays = [
             pa.array(owner.astype(np.int32)), pa.array(self._udense[owner]),
             pa.array(self._uinst[owner]), pa.array(self._uiter[owner]),
-            pa.array(p["layer"][idx]), pa.array(self._ulayers[owner]),
+            pa.array(cat(lambda p: p.layer, np.int16)), pa.array(self._ulayers[owner]),
             pa.array(np.where(mb >= 0, mb, self._umb[owner]).astype(np.int16)),
-            pa.DictionaryArray.from_arrays(pa.array(p["cls"][idx]), self._classes),
-            pa.DictionaryArray.from_arrays(pa.array(p["tag"][idx]), self._tag_dict),
-            pa.array(p["src"][idx]), pa.array(p["dst"][idx]), pa.array(p["bytes"][idx]),
-            pa.array(t0), pa.array(p["start"][idx]), pa.array(t0 + p["start"][idx]),
-            pa.array(t0 + p["finish"][idx]),
-            pa.DictionaryArray.from_arrays(pa.array(p["backend"][idx]), self._backends),
+            pa.DictionaryArray.from_arrays(pa.array(cat(lambda p: p.cls, np.int8)),
+                                           self._classes),
+            pa.DictionaryArray.from_arrays(pa.array(tag.astype(np.int32)), self._tag_dict),
+            pa.array(cat(lambda p: p.flows.src, np.int32)),
+            pa.array(cat(lambda p: p.flows.dst, np.int32)),
+            pa.array(cat(lambda p: p.flows.size, np.int64)),
+            pa.array(t0), pa.array(start), pa.array(t0 + start),
+            pa.array(t0 + cat(lambda p: p.finish, np.float64)),
+            pa.DictionaryArray.from_arrays(pa.array(bk), self._backends),
         ]
         return pa.RecordBatch.from_arrays(arrays, schema=self.schema)
 
