@@ -104,3 +104,14 @@ def test_flow_metadata_is_in_the_parquet_schema(runs, tmp_path):
     assert meta["backend"] == "analytical" and meta["deployment"] == "afd"
     assert "identical layers" in meta["aggregation"]
     assert not list(tmp_path.glob(".*.tmp"))  # staged, then renamed
+
+
+def test_rows_come_in_batches_of_whole_groups(runs):
+    _, on = runs["afd"]
+    whole = on.flows.table()
+    on.flows.rows_per_batch = 1000
+    batches = list(on.flows.batches())
+    assert len(batches) > 1 and all(b.num_rows <= 1000 for b in batches)
+    assert batches[0].column("group")[-1] != batches[1].column("group")[0]
+    assert on.flows.table().equals(whole)
+    on.flows.rows_per_batch = 1 << 20

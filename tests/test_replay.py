@@ -143,3 +143,22 @@ def test_the_app_writes_json_and_csv_and_exits_2_on_bad_input(traces, tmp_path):
     size = _app(f"flows={traces['afd']}", "topology=gb200_nvl72", cwd=tmp_path)
     assert size.returncode == 2 and "Traceback" not in size.stderr
     assert "16 GPUs" in size.stderr and "72" in size.stderr
+
+
+@pytest.mark.ns3
+def test_ns3_replay_of_an_ns3_recorded_run_reproduces_it(tmp_path):
+    cfg = compose_config(["workload=chat", "workload.num_requests=3", "output.progress=false",
+                          "output.flows=true", "network=ns3", *NO_CACHE])
+    res = run_simulation(cfg)
+    write_outputs(tmp_path, res.summary, res.requests, res.iterations, False, {}, res.flows)
+    path = tmp_path / "flows.parquet"
+    assert set(read_flow_trace(path).columns["backend"].tolist()) == {"ns3"}
+    cfg = to_object(compose_config([f"flows={path}", "network=ns3", *NO_CACHE], "replay"))
+    doc = replay(str(path), cfg.topology, cfg.network)
+    assert doc["replayed"]["backend_variant"].startswith("ns3")
+    assert doc["reproduces_recorded_completions"] is True
+    # the same traffic on the analytical backend: the same classes, close durations
+    ana = _replay(path, ["network=analytical"])
+    for a, n in zip(ana["classes"], doc["classes"], strict=True):
+        assert a["traffic_class"] == n["traffic_class"]
+        assert a["after_mean_us"] == pytest.approx(n["after_mean_us"], rel=0.5)

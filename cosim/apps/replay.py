@@ -292,6 +292,7 @@ def replay(flows_path: str, topology: TopologyConfig | None, network: Any,
                      "backend_variant": meta.get("backend_variant"),
                      "network_mode": meta.get("network_mode"),
                      "deployment": meta.get("deployment"), "model": meta.get("model"),
+                     "comm_model": meta.get("comm_model"),
                      "rows": trace.rows, "groups": meta.get("groups"),
                      "patterns": meta.get("patterns"), "cache_grid_percent": grid},
         "replayed": {"topology": topo.name, "graph": g_after.name, "num_gpus": g_after.num_gpus,
@@ -355,5 +356,8 @@ def replay_task(cfg: Any) -> dict:
         files.stage("replay.json").write_text(json.dumps(doc, indent=2, default=float) + "\n")
         files.stage("replay.csv").write_text(classes_csv(doc["classes"]))
     print_table(doc)
+    if not doc["classes"]:
+        print(f"cosim-replay: {flows} holds no flows (no backend timed any: the run's "
+              f"deployment.comm.model was {doc['recorded'].get('comm_model')!r})")
     print(f"results: {out_dir}")
     return doc

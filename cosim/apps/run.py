@@ -99,7 +99,7 @@ def write_outputs(out_dir: Path, summary: dict, requests: Any, iterations: Any,
                   flows: Any = None) -> list[Path]:
     """Write the run's files atomically (temporary name in the same folder, then rename).
 
-    flows: the run's flow trace (a pyarrow Table, output.flows=true) for flows.parquet.
+    flows: the run's flow trace (output.flows=true) for flows.parquet.
     """
     with StagedFiles(out_dir) as files:
         if flows is not None:

@@ -148,70 +148,116 @@ class FlowRecorder:
     # --- at the end ----------------------------------------------------------------------------
     def table(self, metadata: Mapping[str, Any] | None = None) -> pa.Table:
         """The recorded groups, one row per flow, with `metadata` in the schema (JSON)."""
-        pats = self._patterns
-        sizes = np.array([len(p.flows) for p in pats], dtype=np.int64)
-        off = np.zeros(len(pats) + 1, dtype=np.int64)
-        off[1:] = np.cumsum(sizes)
+        return self.recorded(metadata).table()
+
+    def recorded(self, metadata: Mapping[str, Any] | None = None,
+                 rows_per_batch: int = 1 << 20) -> RecordedFlows:
+        """The rows to write, built batch by batch (bounded memory for long runs)."""
+        return RecordedFlows(self, dict(metadata or {}), int(rows_per_batch))
+
+
+_SCHEMA_FIELDS = (
+    ("group", pa.int32()), ("pattern", pa.int32()), ("instance", pa.int32()),
+    ("iteration", pa.int32()), ("layer", pa.int16()), ("layers", pa.int16()),
+    ("micro_batch", pa.int16()), ("traffic_class", pa.dictionary(pa.int8(), pa.string())),
+    ("tag", pa.dictionary(pa.int32(), pa.string())), ("src", pa.int32()), ("dst", pa.int32()),
+    ("bytes", pa.int64()), ("group_start_s", pa.float64()), ("start_offset_s", pa.float64()),
+    ("start_s", pa.float64()), ("completion_s", pa.float64()),
+    ("backend", pa.dictionary(pa.int8(), pa.string())),
+)
+
+
+class RecordedFlows:
+    """A recorder's rows (see the module docstring) as record batches of at most
+    `rows_per_batch` rows, with the metadata in the schema."""
+
+    def __init__(self, rec: FlowRecorder, metadata: dict, rows_per_batch: int):
+        pats = rec._patterns
+        self.rows_per_batch = max(1, rows_per_batch)
+        self._pats = pats
+        self._sizes = np.array([len(p.flows) for p in pats], dtype=np.int64)
+        tags = np.unique(np.concatenate([np.unique(p.flows.tag) for p in pats])) if pats \
+            else np.zeros(0, np.int32)
+        self._tag_vals = tags.astype(np.int32)
+        self._tag_dict = pa.array([rec.tag_names.get(int(t), str(int(t)))
+                                   for t in self._tag_vals], type=pa.string())
+        self._backend_names = sorted({p.backend for p in pats})
+        self._backends = pa.array(self._backend_names, type=pa.string())
+        self._classes = pa.array(list(TRAFFIC_CLASSES), type=pa.string())
+        uses = rec._uses
+        self._upat = np.array([u[0] for u in uses], dtype=np.int64)
+        self._uinst = np.array([u[1] for u in uses], dtype=np.int32)
+        self._uiter = np.array([u[2] for u in uses], dtype=np.int32)
+        self._ut0 = np.array([u[3] for u in uses], dtype=np.float64)
+        self._ulayers = np.array([u[4] for u in uses], dtype=np.int16)
+        self._umb = np.array([u[5] for u in uses], dtype=np.int16)
+        # pattern ids numbered densely over the patterns some group uses
+        used, dense = np.unique(self._upat, return_inverse=True)
+        self._udense = dense.ravel().astype(np.int32)
+        self._n_per = self._sizes[self._upat] if uses else np.zeros(0, dtype=np.int64)
+        self._uoff = np.zeros(len(uses) + 1, dtype=np.int64)
+        self._uoff[1:] = np.cumsum(self._n_per)
+        self.rows = int(self._uoff[-1])
+        self.metadata = {"schema_version": SCHEMA_VERSION, "aggregation": AGGREGATION,
+                         "groups": len(uses), "patterns": int(used.size), "rows": self.rows,
+                         **metadata}
+        self.schema = pa.schema([pa.field(n, t) for n, t in _SCHEMA_FIELDS]).with_metadata(
+            {METADATA_KEY: json.dumps(self.metadata, default=str)})
+
+    def batches(self):
+        """Record batches of whole groups, about rows_per_batch rows each."""
+        n_uses = self._upat.size
+        a = 0
+        while a < n_uses:
+            # whole groups up to rows_per_batch rows (at least one group)
+            b = int(np.searchsorted(self._uoff, self._uoff[a] + self.rows_per_batch,
+                                    side="right")) - 1
+            b = min(max(b, a + 1), n_uses)
+            yield self._batch(a, b)
+            a = b
+
+    def _batch(self, a: int, b: int) -> pa.RecordBatch:
+        # the rows of uses a..b-1: their patterns' arrays, one after the other (patterns are
+        # not concatenated up front: an iteration-mode run's patterns are most of its rows)
+        pats = [self._pats[k] for k in self._upat[a:b].tolist()]
 
         def cat(get, dtype):
-            if not pats:
-                return np.zeros(0, dtype=dtype)
-            return np.concatenate([np.asarray(get(p)) for p in pats]).astype(dtype)
+            return np.concatenate([np.asarray(get(p)) for p in pats]).astype(dtype, copy=False)
 
-        src = cat(lambda p: p.flows.src, np.int32)
-        dst = cat(lambda p: p.flows.dst, np.int32)
-        size = cat(lambda p: p.flows.size, np.int64)
-        start = cat(lambda p: p.flows.start, np.float64)
-        tag = cat(lambda p: p.flows.tag, np.int32)
-        fin = cat(lambda p: p.finish, np.float64)
-        cls = cat(lambda p: p.cls, np.int8)
-        layer = cat(lambda p: p.layer, np.int16)
+        owner = np.repeat(np.arange(a, b), self._n_per[a:b])
+        t0 = self._ut0[owner]
         mb = cat(lambda p: p.micro_batch, np.int16)
-        backends = sorted({p.backend for p in pats})
-        bk = cat(lambda p: np.full(len(p.flows), backends.index(p.backend), np.int8), np.int8)
+        start = cat(lambda p: p.flows.start, np.float64)
+        tag = np.searchsorted(self._tag_vals, cat(lambda p: p.flows.tag, np.int32))
+        names = self._backend_names
+        bk = cat(lambda p: np.full(len(p.flows), names.index(p.backend), np.int8), np.int8)
+        arrays = [
+            pa.array(owner.astype(np.int32)), pa.array(self._udense[owner]),
+            pa.array(self._uinst[owner]), pa.array(self._uiter[owner]),
+            pa.array(cat(lambda p: p.layer, np.int16)), pa.array(self._ulayers[owner]),
+            pa.array(np.where(mb >= 0, mb, self._umb[owner]).astype(np.int16)),
+            pa.DictionaryArray.from_arrays(pa.array(cat(lambda p: p.cls, np.int8)),
+                                           self._classes),
+            pa.DictionaryArray.from_arrays(pa.array(tag.astype(np.int32)), self._tag_dict),
+            pa.array(cat(lambda p: p.flows.src, np.int32)),
+            pa.array(cat(lambda p: p.flows.dst, np.int32)),
+            pa.array(cat(lambda p: p.flows.size, np.int64)),
+            pa.array(t0), pa.array(start), pa.array(t0 + start),
+            pa.array(t0 + cat(lambda p: p.finish, np.float64)),
+            pa.DictionaryArray.from_arrays(pa.array(bk), self._backends),
+        ]
+        return pa.RecordBatch.from_arrays(arrays, schema=self.schema)
 
-        u = np.array(self._uses, dtype=np.float64).reshape(-1, 6)
-        upat = u[:, 0].astype(np.int64)
-        n_per = sizes[upat] if len(u) else np.zeros(0, dtype=np.int64)
-        owner = np.repeat(np.arange(len(u)), n_per)
-        uoff = np.zeros(len(u) + 1, dtype=np.int64)
-        uoff[1:] = np.cumsum(n_per)
-        idx = off[upat][owner] + (np.arange(int(uoff[-1])) - uoff[:-1][owner])
-        t0 = np.array([x[3] for x in self._uses], dtype=np.float64)[owner]
-        use_mb = u[:, 5].astype(np.int16)[owner]
-        mb_rows = np.where(mb[idx] >= 0, mb[idx], use_mb)
-        tag_vals = np.unique(tag) if tag.size else np.zeros(0, np.int32)
-        tag_dict = [self.tag_names.get(int(t), str(int(t))) for t in tag_vals]
-        # pattern ids numbered densely over the patterns some group uses
-        used, dense = np.unique(upat, return_inverse=True)
-        cols = {
-            "group": pa.array(owner.astype(np.int32)),
-            "pattern": pa.array(dense.ravel()[owner].astype(np.int32)),
-            "instance": pa.array(u[:, 1].astype(np.int32)[owner]),
-            "iteration": pa.array(u[:, 2].astype(np.int32)[owner]),
-            "layer": pa.array(layer[idx]),
-            "layers": pa.array(u[:, 4].astype(np.int16)[owner]),
-            "micro_batch": pa.array(mb_rows.astype(np.int16)),
-            "traffic_class": pa.DictionaryArray.from_arrays(
-                pa.array(cls[idx].astype(np.int8)), pa.array(list(TRAFFIC_CLASSES))),
-            "tag": pa.DictionaryArray.from_arrays(
-                pa.array(np.searchsorted(tag_vals, tag[idx]).astype(np.int32)),
-                pa.array(tag_dict, type=pa.string())),
-            "src": pa.array(src[idx]),
-            "dst": pa.array(dst[idx]),
-            "bytes": pa.array(size[idx]),
-            "group_start_s": pa.array(t0),
-            "start_offset_s": pa.array(start[idx]),
-            "start_s": pa.array(t0 + start[idx]),
-            "completion_s": pa.array(t0 + fin[idx]),
-            "backend": pa.DictionaryArray.from_arrays(pa.array(bk[idx]),
-                                                      pa.array(backends, type=pa.string())),
-        }
-        meta = {"schema_version": SCHEMA_VERSION, "aggregation": AGGREGATION,
-                "groups": len(self._uses), "patterns": int(used.size), "rows": int(owner.size),
-                **dict(metadata or {})}
-        table = pa.table(cols)
-        return table.replace_schema_metadata({METADATA_KEY: json.dumps(meta, default=str)})
+    def table(self) -> pa.Table:
+        return pa.Table.from_batches(list(self.batches()), schema=self.schema)
+
+    def write(self, path: str | Path) -> None:
+        """Write flows.parquet (zstd) batch by batch; callers stage the path atomically."""
+        with pq.ParquetWriter(str(path), self.schema, compression="zstd") as w:
+            for batch in self.batches():
+                w.write_batch(batch)
+            if not self.rows:
+                w.write_table(self.schema.empty_table())
 
 
 class FlowTraceError(ValueError):
@@ -230,9 +276,12 @@ class FlowTrace:
         return int(self.columns["group"].shape[0])
 
 
-def write_flow_trace(table: pa.Table, path: str | Path) -> None:
-    """Write `table` to `path` (zstd-compressed parquet). Callers stage it atomically."""
-    pq.write_table(table, str(path), compression="zstd")
+def write_flow_trace(flows: RecordedFlows | pa.Table, path: str | Path) -> None:
+    """Write a flow trace to `path` (zstd-compressed parquet). Callers stage it atomically."""
+    if isinstance(flows, pa.Table):
+        pq.write_table(flows, str(path), compression="zstd")
+    else:
+        flows.write(path)
 
 
 def read_flow_trace(path: str | Path) -> FlowTrace:

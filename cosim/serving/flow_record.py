@@ -23,10 +23,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-import pyarrow as pa
-
 from cosim.network.backend import backend_variant
-from cosim.network.flow_trace import FlowRecorder
+from cosim.network.flow_trace import FlowRecorder, RecordedFlows
 from cosim.traffic.tags import FlowTag
 
 
@@ -35,7 +33,7 @@ def new_recorder() -> FlowRecorder:
     return FlowRecorder({int(t): t.name.lower() for t in FlowTag})
 
 
-def flow_table(recorder: FlowRecorder, cfg: Any, graph: Any) -> pa.Table:
+def flow_table(recorder: FlowRecorder, cfg: Any, graph: Any) -> RecordedFlows:
     """The recorder's rows with the run's topology, backend and serving facts as metadata."""
     net = cfg.network
     cache = getattr(net, "cache", None)
@@ -69,4 +67,4 @@ def flow_table(recorder: FlowRecorder, cfg: Any, graph: Any) -> pa.Table:
         "seed": int(cfg.seed),
         "replicas_timed_on_first": True,
     }
-    return recorder.table(meta)
+    return recorder.recorded(meta)

@@ -36,7 +36,7 @@ class SimOutput:
     requests: pd.DataFrame
     iterations: pd.DataFrame
     artifacts: dict = field(default_factory=dict)  # extra files: name -> JSON-able object
-    flows: Any = None  # output.flows: the flow trace (a pyarrow Table) for flows.parquet
+    flows: Any = None  # output.flows: the flow trace (RecordedFlows) for flows.parquet
 
 
 # Step cost models shared by the runs of one process (a sweep's or a search's runs in one
