@@ -3,7 +3,6 @@
     python scripts/validate_silicon.py            # every H200 DeepSeek aggregated row -> docs/validation_silicon.md
     python scripts/validate_silicon.py --check    # the page is what the rows give today (staleness test)
     python scripts/validate_silicon.py --quick    # the first rows of each framework only, printed
-    python scripts/validate_silicon.py --set compute.moe_weights=touched   # a what-if, printed
 
 HELD-OUT DATA: the Blackwell rows (B200, GB200, B300, GB300) of that file are checked from
 outside the project. This script keeps only rows whose `system` is `h200_sxm` right after
@@ -36,7 +35,6 @@ BEGIN, END = "<!-- GENERATED: scripts/validate_silicon.py -->", "<!-- END GENERA
 SAMPLE = Path(aiconfigurator_core.__file__).parent / "systems" / "silicon_sample.csv"
 SYSTEM = "h200_sxm"
 MODELS = {"deepseek-ai/DeepSeek-V3": "deepseek_v3", "deepseek-ai/DeepSeek-R1": "deepseek_r1"}
-EXTRA: list[str] = []  # --set overrides added to every row's run (a what-if; page not written)
 
 
 def h200_rows() -> pd.DataFrame:
@@ -63,7 +61,7 @@ def run_row(r: pd.Series) -> dict:
           f"compute.framework={r['backend']}", "workload=fixed",
           f"workload.input_tokens.mean={r['isl']}", f"workload.output_tokens.mean={r['osl']}",
           f"workload.arrival.users={users}", f"workload.num_requests={2 * users}",
-          "output.progress=false", *EXTRA]
+          "output.progress=false"]
     if gpus != 8:
         raise ValueError(f"row {r['id']}: {gpus} GPUs")
     s = cosim.simulate(ov).summary
@@ -111,15 +109,8 @@ def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--check", action="store_true")
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                    help="a cosim override added to every row (e.g. compute.moe_weights=touched); "
-                         "prints the tables instead of writing the page")
     a = ap.parse_args(argv)
-    EXTRA[:] = a.set
     df = h200_rows()
-    if a.set and not a.quick:
-        print(render(evaluate(df)))
-        return 0
     if a.quick:
         res = evaluate(df.groupby("backend").head(2))
         print(res.to_string(index=False))
