@@ -57,6 +57,9 @@ def test_same_topology_and_backend_reproduces_every_completion(traces, name):
         assert row["slowdown"] == 1.0 and row["slowdown_max"] == 1.0
         assert row["before_p99_us"] == row["after_p99_us"]
         assert row["bottleneck_before"] == row["bottleneck_after"] is not None
+    for row in doc["flow_completion"]:
+        assert row["before_p99_us"] == row["after_p99_us"] and row["flows"] > 0
+        assert row["before_p50_us"] <= row["before_p99_us"]
 
 
 @pytest.mark.parametrize("name", ["chunked", "afd", "pd", "afd_iteration"])
@@ -69,6 +72,8 @@ def test_a_strictly_faster_fabric_slows_no_traffic_class(traces, name):
         for q in ("p50", "p90", "p99", "mean"):
             assert row[f"after_{q}_us"] <= row[f"before_{q}_us"], (row["traffic_class"], q)
         assert row["slowdown"] < 1.0 and row["slowdown_max"] <= 1.0
+    for row in doc["flow_completion"]:
+        assert row["after_mean_us"] < row["before_mean_us"]
 
 
 def test_replay_onto_nvl72_moves_the_bottleneck_onto_nvlink(traces):
