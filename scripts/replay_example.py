@@ -24,6 +24,7 @@ from cosim.network.flow_trace import read_flow_trace
 from cosim.serving.simulation import run_simulation
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "replay.md"
+TRACES_DOC = DOC.with_name("traces.md")  # shows the same worked example
 EXAMPLE = ("<!-- replay-example:start -->", "<!-- replay-example:end -->")
 SIZE = ("<!-- flow-size:start -->", "<!-- flow-size:end -->")
 # the network cache is off so that the page does not depend on what a local cache holds
@@ -88,7 +89,9 @@ def size_table(folder: Path) -> str:
 def main(argv: list[str]) -> int:
     check = "--check" in argv
     with tempfile.TemporaryDirectory() as tmp:
-        rc = update_generated(DOC, *EXAMPLE, example_table(Path(tmp) / "example"), check)
+        table = example_table(Path(tmp) / "example")
+        rc = update_generated(DOC, *EXAMPLE, table, check)
+        rc |= update_generated(TRACES_DOC, *EXAMPLE, table, check)
         if "--quick" not in argv:
             rc |= update_generated(DOC, *SIZE, size_table(Path(tmp) / "size"), check)
     return rc
