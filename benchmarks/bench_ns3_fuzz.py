@@ -46,7 +46,8 @@ def run(messages: int, seed: int, every: int) -> dict:
     ctx = fuzz.context_of(graph)
     out = {"messages": messages, "seed": seed, "every": every, "topology": TOPOLOGY,
            "gpus": GPUS, "families": len(fuzz.FAMILIES), "crashes": 0, "hangs": 0,
-           "accepted_invalid": 0, "wrong_answers": 0, "valid_checks": 0, "reloads": 0}
+           "accepted_invalid": 0, "wrong_answers": 0, "valid_checks": 0, "reloads": 0,
+           "rss_mb_every_1000": []}
     t0 = time.perf_counter()
     with Ns3Backend(graph, {"max_batch_flows": 1000}) as backend:
         first = backend.ping()[0]
@@ -73,6 +74,8 @@ def run(messages: int, seed: int, every: int) -> dict:
                         out["hangs"] += 1
                         break
                     out["accepted_invalid"] += int(must_fail and bool(reply.header["ok"]))
+                if i % 1000 == 999:  # the server's memory along the run
+                    out["rss_mb_every_1000"].append(round(backend.ping()[0]["rss_bytes"] / 2**20, 1))
                 if i % every == 0:
                     again = exchange(probe)
                     if again is not None and "unknown topology" in str(again.header.get("error")):
@@ -107,7 +110,9 @@ def render(r: dict) -> str:
         "topology reloads (LRU evictions by mutated loads) | server RSS start → end (MB) |",
         "|---|---|---|---|---|---|",
         f"| {r['crashes']} | {r['hangs']} | {r['accepted_invalid']} | {r['wrong_answers']} | "
-        f"{r['reloads']} | {r['rss_start_mb']:.1f} → {r['rss_end_mb']:.1f} |"])
+        f"{r['reloads']} | {r['rss_start_mb']:.1f} → {r['rss_end_mb']:.1f} |", "",
+        "Server RSS after each 1,000 messages (MB): "
+        + ", ".join(f"{v:.1f}" for v in r["rss_mb_every_1000"]) + "."])
 
 
 def main(argv: list[str]) -> int:

@@ -102,3 +102,20 @@ def test_server_survives_a_seeded_fuzz_run_over_loopback():
         finally:
             sock.close()
             zctx.term()
+
+
+def test_docs_show_the_recorded_long_fuzz_run():
+    """docs/ns3.md's long-run table is what benchmarks/results/ns3_fuzz.json (written by
+    benchmarks/bench_ns3_fuzz.py) says, and that run found nothing."""
+    import importlib.util
+    import json
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("bench_ns3_fuzz",
+                                                  root / "benchmarks" / "bench_ns3_fuzz.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.main(["--check"]) == 0, "docs/ns3.md is stale: python benchmarks/bench_ns3_fuzz.py"
+    r = json.loads(mod.RESULT.read_text())
+    assert r["messages"] >= 10_000 and r["families"] >= 40
+    assert r["crashes"] == r["hangs"] == r["accepted_invalid"] == r["wrong_answers"] == 0
