@@ -23,7 +23,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import zmq
 
 from cosim.files import update_generated
 
@@ -38,7 +37,7 @@ ANSWER_S = 30.0  # a reply later than this counts as a hang
 
 def run(messages: int, seed: int, every: int) -> dict:
     from cosim.config.topology_files import get_topology
-    from cosim.network.ns3 import fuzz, wire
+    from cosim.network.ns3 import fuzz
     from cosim.network.ns3.client import Ns3Backend
     from cosim.network.topology import build_fabric
 
@@ -52,16 +51,10 @@ def run(messages: int, seed: int, every: int) -> dict:
     with Ns3Backend(graph, {"max_batch_flows": 1000}) as backend:
         first = backend.ping()[0]
         pid, out["rss_start_mb"] = first["pid"], first["rss_bytes"] / 2**20
-        zctx = zmq.Context()
-        sock = zctx.socket(zmq.DEALER)
-        sock.setsockopt(zmq.LINGER, 0)
-        sock.connect(backend._endpoints[0].address)
+        peer = fuzz.Peer(backend._endpoints[0].address)
 
         def exchange(frames):
-            sock.send_multipart(frames)
-            if not sock.poll(int(ANSWER_S * 1000)):
-                return None
-            return wire.decode(sock.recv_multipart(), reply=True)
+            return peer.exchange(frames, ANSWER_S)
 
         try:
             exchange(fuzz.load_topology(ctx))
@@ -93,8 +86,7 @@ def run(messages: int, seed: int, every: int) -> dict:
             out["rss_end_mb"] = last["rss_bytes"] / 2**20
             out["batches"] = last["batches"]
         finally:
-            sock.close()
-            zctx.term()
+            peer.close()
     out["wall_s"] = time.perf_counter() - t0
     return out
 

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import zmq
 
 sys.path.insert(0, str(Path(__file__).parent))
 from ns3_graphs import tree  # noqa: E402
@@ -68,15 +67,12 @@ def test_server_survives_a_seeded_fuzz_run_over_loopback():
     ctx = fuzz.context_of(graph)
     with Ns3Backend(graph, {"max_batch_flows": MAX_FLOWS}) as backend:
         pid = backend.ping()[0]["pid"]
-        zctx = zmq.Context()
-        sock = zctx.socket(zmq.DEALER)
-        sock.setsockopt(zmq.LINGER, 0)
-        sock.connect(backend._endpoints[0].address)
+        peer = fuzz.Peer(backend._endpoints[0].address)
 
         def exchange(frames):
-            sock.send_multipart(frames)
-            assert sock.poll(30_000), "server did not answer"
-            return wire.decode(sock.recv_multipart(), reply=True)
+            reply = peer.exchange(frames)
+            assert reply is not None, "server did not answer"
+            return reply
 
         try:
             assert exchange(fuzz.load_topology(ctx)).header["ok"]
@@ -100,8 +96,7 @@ def test_server_survives_a_seeded_fuzz_run_over_loopback():
                     assert again.arrays["finish_s"].tobytes() == want, name
             assert backend.ping()[0]["pid"] == pid
         finally:
-            sock.close()
-            zctx.term()
+            peer.close()
 
 
 def test_docs_show_the_recorded_long_fuzz_run():

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import zmq
 
 from cosim.network.ns3 import wire
 from cosim.network.ns3.client import topology_arrays
@@ -513,3 +514,30 @@ def messages(ctx: Context, seed: int, count: int, families: list[str] | None = N
         name = names[i % len(names)]
         fn, must_fail = FAMILIES[name]
         yield name, must_fail, fn(ctx, rng, f"fuzz-{i}")
+
+
+class Peer:
+    """A raw DEALER socket to a server, for sending fuzz frames as they are (no client
+    checks in between): `exchange` returns the decoded reply, or None after `timeout_s`."""
+
+    def __init__(self, address: str):
+        self._ctx = zmq.Context()
+        self._sock = self._ctx.socket(zmq.DEALER)
+        self._sock.setsockopt(zmq.LINGER, 0)
+        self._sock.connect(address)
+
+    def exchange(self, frames: list, timeout_s: float = 30.0) -> wire.Message | None:
+        self._sock.send_multipart(frames)
+        if not self._sock.poll(int(timeout_s * 1000)):
+            return None
+        return wire.decode(self._sock.recv_multipart(), reply=True)
+
+    def close(self) -> None:
+        self._sock.close()
+        self._ctx.term()
+
+    def __enter__(self) -> Peer:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
