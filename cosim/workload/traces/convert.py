@@ -31,7 +31,7 @@ from pathlib import Path
 
 from cosim.errors import ConfigError
 from cosim.files import write_atomic
-from cosim.workload.traces.records import LineErrors, json_lines
+from cosim.workload.traces.records import LineErrors, json_lines, parse_count
 
 OUTPUT_FORMATS = ("mooncake", "bailian", "azure", "burstgpt")
 TIME_UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9, "iso": 0.0}
@@ -75,16 +75,6 @@ def _time(v: object, unit: str, where: str) -> float:
     return t * TIME_UNITS[unit]
 
 
-def _count(v: object, where: str, minimum: int) -> int:
-    try:
-        f = float(v) if not isinstance(v, bool) else math.nan
-    except (TypeError, ValueError):
-        raise ConfigError(where, f"expected an integer, got {v!r}") from None
-    if not math.isfinite(f) or f != int(f) or abs(f) > 2**53:
-        raise ConfigError(where, f"expected an integer, got {v!r}")
-    if f < minimum:
-        raise ConfigError(where, f"must be >= {minimum}, got {v}")
-    return int(f)
 
 
 def _hashes(v: object, where: str) -> list[int]:
@@ -164,8 +154,8 @@ def read_rows(path: str | Path, cols: Columns, fmt: str = "auto",
                 if c not in rec:
                     raise ConfigError(f"{where}: {c}", "missing")
             t = _time(rec[cols.time], cols.time_unit, f"{where}: {cols.time}")
-            i = _count(rec[cols.input], f"{where}: {cols.input}", 1)
-            o = _count(rec[cols.output], f"{where}: {cols.output}", 0)
+            i = parse_count(rec[cols.input], f"{where}: {cols.input}", 1)
+            o = parse_count(rec[cols.output], f"{where}: {cols.output}", 0)
             h = _hashes(rec[cols.hash_ids], f"{where}: {cols.hash_ids}") if cols.hash_ids else []
             s = None if cols.session is None else str(rec[cols.session])
         except ConfigError as err:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from cosim.errors import ConfigError
 from cosim.workload.requests import RequestTable
-from cosim.workload.traces.records import LineErrors, TraceRows, check_context
+from cosim.workload.traces.records import LineErrors, TraceRows, check_context, parse_count
 
 COLUMNS = {
     "azure": ("timestamp", "contexttokens", "generatedtokens"),
@@ -45,16 +45,6 @@ def _time(v: str, where: str) -> float:
     return t
 
 
-def _count(v: str, where: str, minimum: int) -> int:
-    try:
-        f = float(v)
-    except ValueError:
-        raise ConfigError(where, f"expected an integer, got {v!r}") from None
-    if not math.isfinite(f) or f != int(f) or abs(f) > 2**53:
-        raise ConfigError(where, f"expected an integer, got {v!r}")
-    if f < minimum:
-        raise ConfigError(where, f"must be >= {minimum}, got {v}")
-    return int(f)
 
 
 def _has_bad_bytes(row: list[str]) -> int:
@@ -127,8 +117,8 @@ def read_csv_trace(path: str | Path, fmt: str, max_requests: int = 0, max_contex
             if len(row) < len(names):
                 raise ConfigError(where, f"{len(row)} fields, header has {len(names)}")
             t = _time(row[t_col], f"{where}: {t_name}")
-            i = _count(row[i_col], f"{where}: {i_name}", 1)
-            o = _count(row[o_col], f"{where}: {o_name}", 0)
+            i = parse_count(row[i_col], f"{where}: {i_name}", 1)
+            o = parse_count(row[o_col], f"{where}: {o_name}", 0)
             if o == 0:  # BurstGPT logs failed requests with no response; nothing to serve
                 failed += 1
                 continue

@@ -47,6 +47,20 @@ class LineErrors:
         return out
 
 
+def parse_count(v: object, where: str, minimum: int) -> int:
+    """A token count from a CSV cell or a JSON value: an integer (written as one, or as a
+    float with no fraction) >= `minimum`; else a ConfigError naming `where`."""
+    try:
+        f = float(v) if not isinstance(v, bool) else math.nan
+    except (TypeError, ValueError):
+        raise ConfigError(where, f"expected an integer, got {v!r}") from None
+    if not math.isfinite(f) or f != int(f) or abs(f) > 2**53:
+        raise ConfigError(where, f"expected an integer, got {v!r}")
+    if f < minimum:
+        raise ConfigError(where, f"must be >= {minimum}, got {v}")
+    return int(f)
+
+
 def int_field(rec: dict, key: str, where: str, minimum: int) -> int:
     """rec[key] as an int >= minimum; errors name `<file>:<line>: <key>`."""
     v = rec.get(key)
