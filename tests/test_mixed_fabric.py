@@ -158,3 +158,16 @@ def test_ns3_sees_each_servers_nvlink():
     finally:
         b.close()
     assert fin[0] > 1.8 * fin[1]  # the H200 server's NVLink4 at half NVLink5's rate
+
+
+def test_pd_prefill_on_h200_servers_decode_on_b200_servers():
+    base = ["deployment=pd", "model=deepseek_v32", "hardware=b200", "topology=dgx_h200_b200_ib",
+            *FIXED, "workload.num_requests=4"]
+    dep, _, shared = prepare(config([*base, "+hardware@deployment.roles.prefill.hardware=h200"]))
+    try:
+        assert dep.describe()["hardware_by_role"] == {"prefill": "h200", "decode": "b200"}
+    finally:
+        _close(dep, shared)
+    with pytest.raises(ConfigError) as e:
+        prepare(config([*base, "+hardware@deployment.roles.decode.hardware=h200"]))
+    assert e.value.field == "hardware" and "the prefill GPUs are b200" in str(e.value)
