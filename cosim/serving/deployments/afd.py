@@ -237,16 +237,19 @@ class AttentionTPAllReduce:
         self.seconds = 0.0  # all-reduce seconds priced into the attention stage, all layers
 
     def _one(self, per_rank: int) -> tuple[float, float, float]:
-        """(seconds of one layer's all-reduce, its NVLink bytes, its scale-out bytes)."""
+        """(seconds of one layer's all-reduce, its NVLink bytes, its scale-out bytes).
+        comm.time_s is asked every time: it memoises itself and counts each ask as the
+        run's network lookups do (the same count whether its memo or the backend answers)."""
+        if per_rank <= 0:
+            return (0.0, 0.0, 0.0)
+        tokens = per_rank * self.dp
+        t = self.comm.time_s(tokens) / self.n
         hit = self._memo.get(per_rank)
         if hit is None:
-            tokens = per_rank * self.dp
-            t = self.comm.time_s(tokens) / self.n if per_rank > 0 else 0.0
             lb = getattr(self.comm, "link_bytes", None)
-            nv, so = (lb(tokens).get("allreduce", (0.0, 0.0))
-                      if lb is not None and per_rank > 0 else (0.0, 0.0))
+            nv, so = lb(tokens).get("allreduce", (0.0, 0.0)) if lb is not None else (0.0, 0.0)
             hit = self._memo[per_rank] = (t, nv / self.n, so / self.n)
-        return hit
+        return (t, hit[1], hit[2])
 
     def seconds_per_layer(self, per_rank: int) -> float:
         """Seconds of one layer's all-reduce of `per_rank` tokens per attention-DP rank."""
