@@ -117,11 +117,13 @@ def iteration(pricing: str, plans: list[tuple[int, int, int, int, int]]) -> dict
         per_rank = -(-tok_k // dp)  # tokens of a micro-batch per attention-DP rank
         tok_gpu = afd.traffic.bucket(-(-per_rank // tp))  # per attention GPU (TP ranks share)
         a2f, f2a = afd.traffic.times(tok_gpu)
-        ta, tf = a / L, f / L
+        # attention TP: each layer ends with its all-reduce (deployment.options.attention_tp_allreduce)
+        ar = afd.tp_ar.seconds_per_layer(per_rank) if afd.tp_ar is not None else 0.0
+        ta, tf = a / L + ar, f / L
         t = afd_iteration_time(L, m, ta, tf, a2f, f2a)
         if not np.isclose(t, sim_t, rtol=1e-9, atol=0.0):
             raise AssertionError(f"closed form {t} != simulated iteration {sim_t} ({pricing})")
-        return {"L": L, "m": m, "ta": ta, "tf": tf, "a2f": a2f, "f2a": f2a, "t": t, "sim": sim_t,
+        return {"L": L, "m": m, "ta": ta, "ar": ar, "tf": tf, "a2f": a2f, "f2a": f2a, "t": t, "sim": sim_t,
                 "tok_gpu": tok_gpu}
     finally:
         dep.close()
@@ -137,14 +139,15 @@ def arithmetic() -> list[str]:
         (f"decode: {DECODE_PER_RANK} requests on every attention-DP rank at context "
          f"{PREFIX + NEW}", [(DECODE_PER_RANK, DECODE_PER_RANK * (PREFIX + NEW), 0, 0, 0)] * 4),
     )
-    lines = ["| batch | pricing | m | t_A (µs) | t_A2F (µs) | t_F (µs) | t_F2A (µs) | "
-             "iteration T (ms) |", "|---|---|---|---|---|---|---|---|"]
+    lines = ["| batch | pricing | m | t_A (µs) | of which TP all-reduce (µs) | t_A2F (µs) | "
+             "t_F (µs) | t_F2A (µs) | iteration T (ms) |", "|---|---|---|---|---|---|---|---|---|"]
     notes = []
     for label, plans in cases:
         got = {}
         for p in PRICINGS:
             r = got[p] = iteration(p, plans)
-            lines.append(f"| {label} | `{p}` | {r['m']} | {r['ta'] * us:.1f} | {r['a2f'] * us:.1f} | "
+            lines.append(f"| {label} | `{p}` | {r['m']} | {r['ta'] * us:.1f} | {r['ar'] * us:.1f} | "
+                         f"{r['a2f'] * us:.1f} | "
                          f"{r['tf'] * us:.1f} | {r['f2a'] * us:.1f} | {r['t'] * ms:.2f} |")
             s = r["ta"] + r["a2f"] + r["tf"] + r["f2a"]
             tmax = max(r["ta"], r["a2f"], r["tf"], r["f2a"])
@@ -156,8 +159,9 @@ def arithmetic() -> list[str]:
         per, lin = got["per_microbatch"], got["linear_split"]
         m = per["m"]
         notes.append(f"- {label.split(':')[0]}: one micro-batch (1/{m} of the tokens) costs "
-                     f"{per['ta'] / (lin['ta'] * m):.0%} of the full batch's attention stage "
-                     f"({lin['ta'] * m * us:.1f} µs per layer) and {per['tf'] / (lin['tf'] * m):.0%} "
+                     f"{(per['ta'] - per['ar']) / ((lin['ta'] - lin['ar']) * m):.0%} of the full "
+                     f"batch's attention compute ({(lin['ta'] - lin['ar']) * m * us:.1f} µs per "
+                     f"layer, TP all-reduce aside) and {per['tf'] / (lin['tf'] * m):.0%} "
                      f"of its FFN stage ({lin['tf'] * m * us:.1f} µs); `linear_split` assumes "
                      f"{1 / m:.0%}; `per_microbatch` / `linear_split` iteration: "
                      f"{per['t'] / lin['t']:.2f}×")

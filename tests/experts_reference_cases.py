@@ -24,7 +24,7 @@ CASES: dict[str, list[str]] = {
                            "workload=chat", "workload.num_requests=60",
                            "workload.arrival.rate_per_s=30", "network=analytical",
                            "network.cache.enabled=false", "output.progress=false",
-                           "deployment=chunked"],
+                           "deployment=chunked", "compute.moe_weights=all"],
 }
 
 

@@ -160,7 +160,10 @@ def test_run_reports_imbalance_and_uses_replicas():
             "workload.num_requests=40", "workload.arrival.rate_per_s=40", "network=analytical",
             "network.cache.enabled=false", "output.progress=false", "deployment=chunked",
             "topology.num_nodes=3", "deployment.layout.dp=24", "deployment.layout.ep=24",
-            "deployment.experts.load=profile", f"deployment.experts.profile={PROFILE}"]
+            "deployment.experts.load=profile", f"deployment.experts.profile={PROFILE}",
+            # the hottest GPU's pair share alone (touched experts, the default, also counts
+            # the extra replica each GPU then holds: tests/test_experts_wiring's touched tests)
+            "compute.moe_weights=all"]
     a = run_simulation(compose_config(base)).summary
     b = run_simulation(compose_config([*base, "deployment.experts.num_redundant=24"])).summary
     ea, eb = a["experts"]["ep24"], b["experts"]["ep24"]
@@ -251,7 +254,8 @@ def test_estimate_prices_the_hottest_gpu():
 
     def doc(*ov):
         with initialize_config_dir(config_dir=hydra_config_dir(), version_base="1.3"):
-            c = compose(config_name="estimate", overrides=["ep=24", "dp=24", "batch=4", *ov])
+            c = compose(config_name="estimate", overrides=["ep=24", "dp=24", "batch=4",
+                                                           "compute.moe_weights=all", *ov])
         return run_estimate(to_object(c))
 
     even, skew = doc(), doc("experts.load=zipf")

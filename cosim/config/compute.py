@@ -33,14 +33,16 @@ class ComputeConfig:
     # Pareto expert popularity without EPLB (2x the mean load at EP8, 4x at EP32 in the
     # h100 tables); aiconfigurator's default. See docs/compute.md, "MoE tables".
     moe_distribution: str = "balanced"
-    # Expert weights a MoE step reads. all (default): as the balanced table rows were
-    # measured, with round-robin routing that spreads a batch's pairs over as many experts
-    # as it can (aiconfigurator collector/helper.py `balanced_logits`: T tokens touch
-    # min(E, T k) experts). touched: a batch of T tokens routed top-k at random touches
-    # only E (1 - (1 - k/E)^T) of them (fewer under skew; issue 10, cause 1); the balanced
-    # moe_perf value is scaled by the roofline ratio of the two weight reads (flag
-    # `touched`). See docs/experts.md.
-    moe_weights: str = "all"
+    # Expert weights a MoE step reads. touched (default): a batch of T tokens routed top-k
+    # at random touches only E (1 - (1 - k/E)^T) distinct experts (fewer under skew; issue
+    # 10, cause 1), so the balanced moe_perf value is scaled by the roofline ratio of the two
+    # weight reads (flag `touched`). all: as the balanced table rows were measured, with
+    # round-robin routing that spreads a batch's pairs over as many experts as it can
+    # (aiconfigurator collector/helper.py `balanced_logits`: T tokens touch min(E, T k)
+    # experts), i.e. more weights read than a real batch reads. On the H200 silicon rows
+    # touched moves the median |TPOT error| from 19 % to 9 % (docs/validation_silicon.md).
+    # See docs/experts.md.
+    moe_weights: str = "touched"
     # Preferred kernel_source per table name (e.g. {moe_perf: moe_torch_flow_min_latency});
     # a table's lane is otherwise the framework default or the best covered one.
     lanes: dict[str, str] = field(default_factory=dict)

@@ -58,9 +58,16 @@ class AFDOptions:
     # A2F / F2A activations on the wire (MegaScale-Infer sends bf16; fp8 halves A2F)
     a2f_dtype: str = "fp8"
     f2a_dtype: str = "bfloat16"
+    # Attention tp > 1: every layer ends with an all-reduce of the hidden states over the TP
+    # group (Megatron-LM's row-parallel output projection, arXiv 1909.08053 section 3), priced
+    # by the run's comm model inside the attention stage; false leaves it free (the model
+    # before it was priced). docs/deployments/afd.md.
+    attention_tp_allreduce: bool = True
 
     def validate(self, prefix: str) -> None:
         m = self.micro_batches
+        require(isinstance(self.attention_tp_allreduce, bool), f"{prefix}.attention_tp_allreduce",
+                f"must be true or false, got {self.attention_tp_allreduce!r}")
         require(m is None or (isinstance(m, int) and 1 <= m <= 16), f"{prefix}.micro_batches",
                 f"must be an integer in 1..16 (or unset: deployment.micro_batches), got {m!r}")
         require(self.shared_experts_on in SHARED_EXPERTS_ON, f"{prefix}.shared_experts_on",

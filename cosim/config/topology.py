@@ -5,6 +5,12 @@ every GPU has `nic.per_gpu` NICs, rail-optimised (NIC r of every server sits on 
 leaf), and leaves connect to every spine. Units are in the key names: `gb_s` is gigabytes per
 second (1e9 B/s), `gbps` gigabits per second (1e9 b/s), `latency_ns` nanoseconds. Rates are
 per direction. Efficiencies are the achievable fraction of line rate (protocol overhead).
+
+A mixed-kind fabric lists `server_groups`: consecutive runs of servers, each group with its
+GPU kind (`gpu`, a hardware config name) and its own NVLink and NIC figures, joined by the one
+leaf/spine fabric (docs/heterogeneous_roles.md). Every group keeps the topology's
+gpus_per_node and nic.per_gpu: GPU g sits on server g // gpus_per_node and NIC rail r on every
+server, the layout routing, placement and the traffic generators rely on.
 """
 
 from __future__ import annotations
@@ -92,6 +98,26 @@ class LeafSpineConfig:
 
 
 @dataclass
+class ServerGroupConfig:
+    """A run of consecutive servers of one kind inside a mixed-kind topology."""
+
+    gpu: str = MISSING  # GPU kind of these servers: a hardware config name (h200, b200, ...)
+    count: int | None = None  # servers in the group; None: the servers no other group takes
+    nvlink: NVLinkConfig | None = None  # None: the topology's nvlink
+    nic: NicConfig | None = None  # None: the topology's nic
+
+    def validate(self, prefix: str) -> None:
+        require(isinstance(self.gpu, str) and self.gpu != "", f"{prefix}.gpu",
+                "must name the servers' GPU kind (a hardware config, e.g. h200)")
+        require(self.count is None or (isinstance(self.count, int) and self.count >= 1),
+                f"{prefix}.count", f"must be an integer >= 1 or null (the rest), got {self.count!r}")
+        if self.nvlink is not None:
+            self.nvlink.validate(f"{prefix}.nvlink")
+        if self.nic is not None:
+            self.nic.validate(f"{prefix}.nic")
+
+
+@dataclass
 class TopologyConfig:
     name: str = MISSING
     description: str = ""
@@ -102,6 +128,8 @@ class TopologyConfig:
     nic: NicConfig = field(default_factory=NicConfig)
     fabric: LeafSpineConfig = field(default_factory=LeafSpineConfig)
     sources: list[str] = field(default_factory=list)  # where the figures come from
+    # Mixed-kind fabric: server groups in GPU order (empty: every server alike, of no kind)
+    server_groups: list[ServerGroupConfig] = field(default_factory=list)
 
     @property
     def total_gpus(self) -> int:
@@ -111,6 +139,31 @@ class TopologyConfig:
     @property
     def total_nodes(self) -> int:
         return self.total_gpus // self.gpus_per_node
+
+    @property
+    def mixed(self) -> bool:
+        """True when the servers are listed in server_groups (each of a named GPU kind)."""
+        return bool(self.server_groups)
+
+    def group_counts(self) -> list[int]:
+        """Servers of each server group (a group of count None takes the rest)."""
+        fixed = sum(g.count for g in self.server_groups if g.count is not None)
+        return [g.count if g.count is not None else self.total_nodes - fixed
+                for g in self.server_groups]
+
+    def server_group(self) -> list[int]:
+        """Index of the server group of every server ([] when not mixed)."""
+        out: list[int] = []
+        for i, c in enumerate(self.group_counts()):
+            out.extend([i] * c)
+        return out
+
+    def server_figures(self) -> list[tuple[str, NVLinkConfig, NicConfig]]:
+        """(GPU kind or "", NVLink figures, NIC figures) of every server, in order."""
+        if not self.mixed:
+            return [("", self.nvlink, self.nic)] * self.total_nodes
+        groups = [(g.gpu, g.nvlink or self.nvlink, g.nic or self.nic) for g in self.server_groups]
+        return [groups[i] for i in self.server_group()]
 
     def validate(self, prefix: str = "topology") -> None:
         require(isinstance(self.gpus_per_node, int) and self.gpus_per_node >= 1,
@@ -125,3 +178,25 @@ class TopologyConfig:
         self.nvlink.validate(f"{prefix}.nvlink")
         self.nic.validate(f"{prefix}.nic")
         self.fabric.validate(f"{prefix}.fabric")
+        if self.server_groups:
+            self._validate_groups(f"{prefix}.server_groups")
+
+    def _validate_groups(self, prefix: str) -> None:
+        for i, g in enumerate(self.server_groups):
+            g.validate(f"{prefix}[{i}]")
+            k = (g.nic or self.nic).per_gpu
+            require(k == self.nic.per_gpu, f"{prefix}[{i}].nic.per_gpu",
+                    f"{k} differs from topology.nic.per_gpu={self.nic.per_gpu}: every server "
+                    f"has the same NIC rails")
+        rest = [i for i, g in enumerate(self.server_groups) if g.count is None]
+        require(len(rest) <= 1, f"{prefix}[{rest[-1] if rest else 0}].count",
+                "only one server group may leave count null (the rest)")
+        fixed = sum(g.count for g in self.server_groups if g.count is not None)
+        n = self.total_nodes
+        if rest:
+            require(fixed < n, f"{prefix}[{rest[0]}].count",
+                    f"the other groups take {fixed} servers, the topology has {n}: none left")
+        else:
+            require(fixed == n, prefix, f"the groups' counts sum to {fixed} servers, the "
+                    f"topology has {n} (topology.num_nodes / num_gpus); leave one count null "
+                    f"for the rest")

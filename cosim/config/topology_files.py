@@ -12,7 +12,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
-from cosim.config.topology import TopologyConfig
+from cosim.config.topology import ServerGroupConfig, TopologyConfig
 from cosim.errors import ConfigError
 from cosim.paths import topology_dirs
 
@@ -58,6 +58,7 @@ def load_topology(path: Path | str) -> TopologyConfig:
         raise TopologyFileError(path, "name", f"{raw['name']!r} differs from the file name "
                                 f"{path.stem!r}; the Hydra option is the file name")
     _check_sections(path, raw, TopologyConfig, "")
+    _fill_groups(path, raw)
     try:
         merged = OmegaConf.merge(OmegaConf.structured(TopologyConfig), raw)
         cfg: TopologyConfig = OmegaConf.to_object(merged)  # type: ignore[assignment]
@@ -93,11 +94,41 @@ def _check_sections(path: Path, raw: dict, schema: type, prefix: str) -> None:
         _check_sections(path, value, f.default_factory, key + ".")
 
 
+def _fill_groups(path: Path, raw: dict) -> None:
+    """server_groups: each entry a mapping; a group's nvlink / nic keys override the
+    topology's (the keys it leaves out are the topology's, not the schema defaults)."""
+    groups = raw.get("server_groups")
+    if groups is None:
+        return
+    if not isinstance(groups, list):
+        raise TopologyFileError(path, "server_groups", "expected a list of server groups "
+                                "(gpu, count, nvlink, nic)")
+    for i, g in enumerate(groups):
+        key = f"server_groups[{i}]"
+        if not isinstance(g, dict):
+            raise TopologyFileError(path, key, f"expected a mapping (gpu, count, nvlink, nic), "
+                                    f"got {type(g).__name__} {g!r}")
+        for sec in ("nvlink", "nic"):
+            if sec not in g:
+                continue
+            if not isinstance(g[sec], dict):
+                raise TopologyFileError(path, f"{key}.{sec}", f"expected a mapping, got "
+                                        f"{type(g[sec]).__name__} {g[sec]!r}")
+            base = raw.get(sec)
+            g[sec] = {**(base if isinstance(base, dict) else {}), **g[sec]}
+
+
 def _allowed_keys(full_key: str) -> str:
     """Field names valid at the parent of `full_key` in the TopologyConfig schema."""
     node = OmegaConf.structured(TopologyConfig)
-    for part in full_key.split(".")[:-1]:
-        node = node[part]
+    try:
+        for part in full_key.split(".")[:-1]:
+            if "[" in part:  # server_groups[0]
+                node = OmegaConf.structured(ServerGroupConfig)
+                continue
+            node = node[part]
+    except (KeyError, OmegaConfBaseException):
+        return "(see cosim/config/topology.py)"
     return ", ".join(node.keys())
 
 

@@ -48,29 +48,36 @@ def build_fabric(topo: TopologyConfig) -> FabricGraph:
 
     gpus = np.arange(n_gpu)
     nvsw = nvsw0 + gpus // g
-    nv_bps = round(topo.nvlink.gb_s * 8e9)
-    nic_bps = round(topo.nic.gbps * 1e9)
     srcs, dsts, bps, lat, cls, eff = [], [], [], [], [], []
 
     def add(s, d, rate, latency_ns, klass, efficiency):
         s = np.asarray(s)
         srcs.append(s)
         dsts.append(np.asarray(d))
-        bps.append(np.full(s.shape, float(rate)))
-        lat.append(np.full(s.shape, latency_ns * 1e-9))
+        bps.append(np.broadcast_to(np.asarray(rate, dtype=np.float64), s.shape))
+        lat.append(np.broadcast_to(np.asarray(latency_ns, dtype=np.float64) * 1e-9, s.shape))
         cls.append(np.full(s.shape, klass))
-        eff.append(np.full(s.shape, efficiency))
+        eff.append(np.broadcast_to(np.asarray(efficiency, dtype=np.float64), s.shape))
 
-    add(gpus, nvsw, nv_bps, topo.nvlink.latency_ns, NVLINK, topo.nvlink.efficiency)
-    add(nvsw, gpus, nv_bps, topo.nvlink.latency_ns, NVLINK, topo.nvlink.efficiency)
+    # Each server's own NVLink and NIC figures (one set unless topology.server_groups)
+    figs = topo.server_figures()
+    srv = gpus // g  # server of each GPU
+    nv = np.array([(round(n.gb_s * 8e9), n.latency_ns, n.efficiency) for _, n, _ in figs],
+                  dtype=np.float64)[srv]
+    add(gpus, nvsw, nv[:, 0], nv[:, 1], NVLINK, nv[:, 2])
+    add(nvsw, gpus, nv[:, 0], nv[:, 1], NVLINK, nv[:, 2])
     if multi:
         gk = np.repeat(gpus, k)  # GPU of NIC g*k + j
         rail = (gk % g) * k + np.tile(np.arange(k), n_gpu)
         leaf = leaf0 + (gk // g // topo.fabric.servers_per_leaf) * router.rails + rail
-        add(gk, leaf, nic_bps, topo.nic.latency_ns, NIC, topo.nic.efficiency)
-        add(leaf, gk, nic_bps, topo.nic.latency_ns, NIC, topo.nic.efficiency)
+        nic = np.array([(round(c.gbps * 1e9), c.latency_ns, c.efficiency) for _, _, c in figs],
+                       dtype=np.float64)[gk // g]
+        add(gk, leaf, nic[:, 0], nic[:, 1], NIC, nic[:, 2])
+        add(leaf, gk, nic[:, 0], nic[:, 1], NIC, nic[:, 2])
         # A rail leaf serves servers_per_leaf NICs; its uplinks carry that over the
-        # oversubscription ratio, split evenly over the spines.
+        # oversubscription ratio, split evenly over the spines. Mixed kinds: the leaf's ports
+        # run at the fastest NIC rate of the fabric (a leaf switch is built for its fastest host).
+        nic_bps = max(round(c.gbps * 1e9) for _, _, c in figs)
         up_bps = round(topo.fabric.servers_per_leaf * nic_bps
                        / (topo.fabric.oversubscription * n_spine))
         lf = np.repeat(np.arange(n_leaf), n_spine) + leaf0

@@ -96,10 +96,13 @@ class LinkFigures:
     gpus_per_node: int
 
     @classmethod
-    def from_config(cls, topology: Any | None, hardware: Any) -> LinkFigures:
-        """From the topology group (preferred) or, without one, the hardware group's figures."""
+    def from_config(cls, topology: Any | None, hardware: Any, server: int = 0) -> LinkFigures:
+        """From the topology group (preferred) or, without one, the hardware group's figures.
+        A mixed-kind topology (topology.server_groups): the figures of server `server`."""
         if topology is not None and getattr(topology, "nvlink", None) is not None:
             nv, nic, fab = topology.nvlink, topology.nic, topology.fabric
+            if getattr(topology, "server_groups", None):
+                _, nv, nic = topology.server_figures()[server]
             spine_hops = 2 if topology.total_nodes > fab.servers_per_leaf else 0
             return cls(
                 nvlink_bytes_s=float(nv.gb_s) * 1e9 * float(nv.efficiency),

@@ -108,11 +108,17 @@ def make_comm_factory(cfg: Any, spec: Any, notes: dict) -> tuple[CommFactory, di
     notes["comm_model"] = "alpha_beta"
     shape = TrafficShape.from_spec(spec)
     act = str(getattr(spec.precision.activation, "value", spec.precision.activation))
-    links = LinkFigures.from_config(getattr(cfg, "topology", None), cfg.hardware)
+    topo = getattr(cfg, "topology", None)
+    links = LinkFigures.from_config(topo, cfg.hardware)
+    mixed = bool(getattr(topo, "server_groups", None))
     net = cfg.network
 
     def alpha_beta(layout: ParallelLayout, first: int):
-        return AlphaBetaComm(layout, shape, links, d.dispatch_dtype, d.combine_dtype,
+        # a mixed-kind topology: the figures of the instance's first server (an instance
+        # sits on servers of its role's kind: Deployment.check_one_kind_per_server)
+        lk = LinkFigures.from_config(topo, cfg.hardware, first // topo.gpus_per_node) \
+            if mixed else links
+        return AlphaBetaComm(layout, shape, lk, d.dispatch_dtype, d.combine_dtype,
                              d.launch_us, act, kernel_mode=net.ep_kernel_mode,
                              ll_launch_us=net.ep_low_latency_us,
                              ll_max_tokens=net.ep_low_latency_max_tokens)

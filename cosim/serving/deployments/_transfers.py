@@ -72,6 +72,14 @@ class TransferTimer:
             from cosim.serving.comm import LinkFigures
 
             self.links = LinkFigures.from_config(topo, cfg.hardware)
+            # a mixed-kind topology: per server (NVLink bandwidth and hop, NIC bandwidth and
+            # latency to the leaf), so that a flow sees its own servers' links
+            self._per_server: np.ndarray | None = None
+            if getattr(topo, "server_groups", None):
+                figs = [LinkFigures.from_config(topo, cfg.hardware, s)
+                        for s in range(topo.total_nodes)]
+                self._per_server = np.array([(f.nvlink_bytes_s, f.nvlink_hop_s, f.nic_bytes_s,
+                                              f.nic_path_s) for f in figs])
         elif model != "none":
             raise ConfigError("deployment.comm.model", f"unknown comm model {model!r}")
 
@@ -118,8 +126,14 @@ class TransferTimer:
         lk = self.links
         gpn = max(int(lk.gpus_per_node), 1)
         inter = (flows.src // gpn) != (flows.dst // gpn)
-        bw = np.where(inter, lk.nic_bytes_s, lk.nvlink_bytes_s)
-        lat = np.where(inter, lk.nic_path_s, lk.nvlink_hop_s)
+        per = self._per_server
+        if per is None:
+            bw = np.where(inter, lk.nic_bytes_s, lk.nvlink_bytes_s)
+            lat = np.where(inter, lk.nic_path_s, lk.nvlink_hop_s)
+        else:  # mixed kinds: the slower end's NIC; half of each end's NIC path latency
+            s, d = per[flows.src // gpn], per[flows.dst // gpn]
+            bw = np.where(inter, np.minimum(s[:, 2], d[:, 2]), s[:, 0])
+            lat = np.where(inter, (s[:, 3] + d[:, 3]) / 2, s[:, 1])
         # Flows from one GPU (or into one GPU) on one link class share its bandwidth.
         size = flows.size.astype(np.float64)
         n_gpu = int(max(flows.src.max(), flows.dst.max())) + 1

@@ -34,7 +34,7 @@ import numpy as np
 from cosim.experts.group import ExpertGroup
 from cosim.model.layout import ParallelLayout
 from cosim.network.flows import FlowBatch
-from cosim.serving.comm import NoComm
+from cosim.serving.comm import NoComm, TrafficShape
 from cosim.serving.deployments import register_deployment
 from cosim.serving.deployments._transfers import (
     DisaggDeployment,
@@ -211,6 +211,64 @@ class AFDTraffic:
         return hit
 
 
+class AttentionTPAllReduce:
+    """The TP all-reduce that ends every attention layer of an AFD unit whose attention is
+    tensor parallel (deployment.options.attention_tp_allreduce).
+
+    Megatron-style TP attention (arXiv 1909.08053, section 3) leaves each TP rank with partial
+    sums of the output projection; the layer ends with an all-reduce of the hidden states over
+    the TP group. Under AFD it is a reduce-scatter before the A2F send (each TP rank sends its
+    1/tp share of the tokens: AFDInstance's tokens per GPU) and an all-gather after F2A (every
+    rank needs the whole hidden state for the next layer's QKV projection): the bytes of one
+    all-reduce. Each layer and micro-batch pays the all-reduce of its tokens per DP rank,
+    priced by the comm model chunked uses for its TP all-reduce (`comm`, built by the run's
+    comm_for over the unit's attention GPUs: cosim.traffic.allreduce flows on the network
+    backend, or the alpha-beta ring), inside the attention stage.
+    """
+
+    def __init__(self, comm: Any, shape_layers: int, layers: int, dp: int,
+                 counter: TrafficBytes | None = None):
+        self.comm = comm
+        self.n = max(int(shape_layers), 1)  # the layers comm.time_s prices an all-reduce for
+        self.L = int(layers)
+        self.dp = int(dp)
+        self.bytes = counter
+        self._memo: dict[int, tuple[float, float, float]] = {}
+        self.seconds = 0.0  # all-reduce seconds priced into the attention stage, all layers
+
+    def _one(self, per_rank: int) -> tuple[float, float, float]:
+        """(seconds of one layer's all-reduce, its NVLink bytes, its scale-out bytes).
+        comm.time_s is asked every time: it memoises itself and counts each ask as the
+        run's network lookups do (the same count whether its memo or the backend answers)."""
+        if per_rank <= 0:
+            return (0.0, 0.0, 0.0)
+        tokens = per_rank * self.dp
+        t = self.comm.time_s(tokens) / self.n
+        hit = self._memo.get(per_rank)
+        if hit is None:
+            lb = getattr(self.comm, "link_bytes", None)
+            nv, so = lb(tokens).get("allreduce", (0.0, 0.0)) if lb is not None else (0.0, 0.0)
+            hit = self._memo[per_rank] = (t, nv / self.n, so / self.n)
+        return (t, hit[1], hit[2])
+
+    def seconds_per_layer(self, per_rank: int) -> float:
+        """Seconds of one layer's all-reduce of `per_rank` tokens per attention-DP rank."""
+        return self._one(int(per_rank))[0]
+
+    def per_layer(self, per_rank: list[int]) -> np.ndarray:
+        """Per micro-batch (tokens per attention-DP rank): seconds of one layer's all-reduce;
+        counts the bytes of all L layers (summary.json traffic_bytes.allreduce)."""
+        out = []
+        for t in per_rank:
+            s, nv, so = self._one(int(t))
+            out.append(s)
+            if self.bytes is not None and t > 0:
+                self.bytes.add("allreduce", nv, so, self.L)
+        arr = np.array(out)
+        self.seconds += float(arr.sum()) * self.L
+        return arr
+
+
 class AFDCommStats:
     """What summary.json's `comm` entry shows for the AFD units."""
 
@@ -219,10 +277,14 @@ class AFDCommStats:
         self.solves = 0
         self.rounds = 0
         self.unconverged = 0
+        self.tp_ars: list[AttentionTPAllReduce] = []  # attention tp > 1
 
     def stats(self) -> dict:
-        return {"afd_network_mode": self.timer.mode, "afd_iteration_mode_solves": self.solves,
-                "afd_fixed_point_rounds": self.rounds, "afd_unconverged": self.unconverged}
+        out = {"afd_network_mode": self.timer.mode, "afd_iteration_mode_solves": self.solves,
+               "afd_fixed_point_rounds": self.rounds, "afd_unconverged": self.unconverged}
+        if self.tp_ars:  # seconds of attention-stage TP all-reduce, all units' iterations
+            out["afd_attention_tp_allreduce_s"] = sum(a.seconds for a in self.tp_ars)
+        return out
 
 
 @dataclass
@@ -255,6 +317,7 @@ class AFDTimer:
         self.comm = comm
         self._memo: dict[tuple, tuple] = {}
         self._uneven: dict[tuple, tuple] = {}  # phase mode: stage times -> iteration
+        self.tp_ar: AttentionTPAllReduce | None = None  # attention tp > 1 (AFDUnits.build)
 
     def iteration(self, ta: np.ndarray, tf: np.ndarray, tok: np.ndarray,
                   detail: bool = False) -> AFDIteration:
@@ -412,6 +475,8 @@ class AFDInstance(Instance):
             tf = np.full(m, tf_full / m)
         ta = ta / L
         per_rank = (tok_k + dp - 1) // dp
+        if self.afd.tp_ar is not None:  # attention TP: each layer ends with its all-reduce
+            ta = ta + self.afd.tp_ar.per_layer(per_rank.tolist())
         tok_gpu = (per_rank + tp - 1) // tp  # tokens each attention GPU sends (TP ranks share)
         tok_gpu = np.array([self.afd.traffic.bucket(t) for t in tok_gpu.tolist()], dtype=np.int64)
         idx = len(self.rows)
@@ -477,6 +542,8 @@ class AFDUnits:
         self.num_gpus = self.count * (self.M + self.N)
         self.timer = timer
         self.opts = opts
+        self.tp_allreduce = bool(getattr(opts, "attention_tp_allreduce", True))
+        self.tp_comms: list = []  # the TP all-reduce comm models (one per distinct unit)
         self.att_hw, self.ffn_hw = dep.hardware_of("attention"), dep.hardware_of("ffn")
         att_plan, ffn_plan = afd_memory_plans(ctx.spec, self.att_hw, d.memory, ra.scheduler,
                                               la, ctx.expert_layout(lf), ctx.min_kv_tokens,
@@ -539,6 +606,9 @@ class AFDUnits:
                                      experts=ctx.expert_layout(self.layout).experts)
                 traffic.bytes = dep.traffic_bytes
                 afd = timers[key] = AFDTimer(ctx.spec.num_layers, traffic, self.comm)
+                if self.att_layout.tp > 1 and self.tp_allreduce:
+                    afd.tp_ar = self._tp_allreduce(ctx, ug.attention, dep.traffic_bytes)
+                    self.comm.tp_ars.append(afd.tp_ar)
             if u == 0:
                 self.afd = afd
             first = int(ug.attention[0])
@@ -554,11 +624,25 @@ class AFDUnits:
             self.instances.append(inst)
         return self.instances
 
+    def _tp_allreduce(self, ctx: SimContext, att_gpus: np.ndarray,
+                      counter: TrafficBytes) -> AttentionTPAllReduce:
+        """The attention group's TP all-reduce pricer over `att_gpus` (the run's comm model
+        for a tp x dp layout without experts, on the unit's attention GPUs)."""
+        la = self.att_layout
+        comm = ctx.comm_for(ParallelLayout(tp=la.tp, dp=la.dp), int(att_gpus[0]))
+        if isinstance(getattr(comm, "gpus", None), np.ndarray):  # FabricComm: placed GPUs
+            comm.gpus = np.asarray(att_gpus, dtype=np.int64)
+        self.tp_comms.append(comm)
+        shape = TrafficShape.from_spec(ctx.spec)
+        return AttentionTPAllReduce(comm, shape.num_layers + shape.num_dense_layers,
+                                    int(ctx.spec.num_layers), la.dp, counter)
+
     def describe(self) -> dict:
         return {"units": self.count, "attention_gpus_per_unit": self.M, "ffn_gpus_per_unit": self.N,
                 "attention_layout": self.att_layout.sizes(),
                 "ffn_layout": self.ffn_layout.sizes(), "micro_batches": self.m,
                 "a2f_dtype": self.opts.a2f_dtype, "f2a_dtype": self.opts.f2a_dtype,
+                "attention_tp_allreduce": self.tp_allreduce and self.att_layout.tp > 1,
                 "placement": {k: (v if isinstance(v, str) else "list")
                               for k, v in self.placement.items()},
                 "unit_gpus": [{"attention": u.attention.tolist(), "ffn": u.ffn.tolist()}

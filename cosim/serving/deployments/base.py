@@ -252,8 +252,10 @@ class Deployment:
     def check_one_kind_per_server(self, gpus_by_role: dict[str, np.ndarray],
                                   gpus_per_node: int) -> None:
         """Heterogeneous roles: a server (NVLink domain) holds GPUs of one kind. ConfigError
-        naming the role's hardware when two kinds would share one."""
+        naming the role's hardware when two kinds would share one. On a mixed-kind topology
+        (topology.server_groups) every role's GPUs must sit on servers of its kind."""
         kinds = {r: getattr(self.hardware_of(r), "name", "?") for r in gpus_by_role}
+        self.check_server_kinds(gpus_by_role, kinds)
         if len(set(kinds.values())) <= 1:
             return
         g = max(int(gpus_per_node), 1)
@@ -266,6 +268,32 @@ class Deployment:
                                       f"server {srv} would hold {kinds[o]} GPUs ({o}) and "
                                       f"{kinds[r]} GPUs ({r}); a server holds one GPU kind: give "
                                       f"each role whole servers (role sizes, deployment.placement)")
+
+    def check_server_kinds(self, gpus_by_role: dict[str, np.ndarray],
+                           kinds: dict[str, str] | None = None) -> None:
+        """A mixed-kind topology: ConfigError naming the role's hardware field when a role's
+        GPUs sit on a server of another kind (topology.server_groups[i].gpu)."""
+        topo = getattr(self.ctx.cfg, "topology", None)
+        if not getattr(topo, "server_groups", None):
+            return
+        if kinds is None:
+            kinds = {r: getattr(self.hardware_of(r), "name", "?") for r in gpus_by_role}
+        g = int(topo.gpus_per_node)
+        group = topo.server_group()
+        for r, ids in gpus_by_role.items():
+            for srv in np.unique(np.asarray(ids) // g).tolist():
+                if srv >= len(group):
+                    continue  # beyond the fabric: TransferTimer's error names topology.num_nodes
+                grp = topo.server_groups[group[srv]]
+                if grp.gpu != kinds[r]:
+                    field = (f"deployment.roles.{r}.hardware"
+                             if getattr((getattr(self.ctx.cfg.deployment, "roles", None) or {})
+                                        .get(r), "hardware", None) is not None else "hardware")
+                    raise ConfigError(field, f"the {r} GPUs are {kinds[r]}, but server {srv} "
+                                      f"(topology.server_groups[{group[srv]}]) holds {grp.gpu} "
+                                      f"GPUs; place the role on servers of its kind (role sizes, "
+                                      f"deployment.placement) or give it that kind "
+                                      f"(+hardware@deployment.roles.{r}.hardware={grp.gpu})")
 
     # --- reporting -----------------------------------------------------------------------------
     def describe(self) -> dict[str, Any]:

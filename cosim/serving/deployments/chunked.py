@@ -7,6 +7,8 @@ An iteration's time is compute (step cost model) plus exposed communication (com
 
 from __future__ import annotations
 
+import numpy as np
+
 from cosim.errors import ConfigError
 from cosim.serving.deployments import register_deployment
 from cosim.serving.deployments.base import Deployment, SimContext
@@ -32,6 +34,7 @@ class ChunkedDeployment(Deployment):
             raise ConfigError("deployment.replicas",
                               f"{d.replicas} replicas of {gpus} GPUs need {self.num_gpus} GPUs, "
                               f"the topology has {total}")
+        self.check_server_kinds({"replica": np.arange(self.num_gpus)})  # mixed-kind topology
         plan = self.plan("replica", layout, d.scheduler)
         if not plan.feasible:
             self.infeasible(plan.reason)
