@@ -1,6 +1,9 @@
 """Seed-study trade-off at small scale: AFD vs chunked on DeepSeek-V3.2, same GPUs (16 B200).
 
-    python scripts/study_afd_vs_chunked.py [--quick] [--out DIR]
+    python scripts/study_afd_vs_chunked.py                  # re-render the page from the recorded CSV
+    python scripts/study_afd_vs_chunked.py --record         # rerun the sweep (~5 min), record, render
+    python scripts/study_afd_vs_chunked.py --check          # 0 when the page is what the CSV renders
+    python scripts/study_afd_vs_chunked.py --out DIR [--quick]   # sweep only: DIR/study.csv
 
 Sweeps closed-loop concurrency (users) for a few chunked layouts (2 x EP8 replicas with DP8,
 TP4 x DP2 or TP8 attention; one EP16 replica with DP16 or TP8 x DP2 attention) and AFD
@@ -10,7 +13,13 @@ the analytical network backend; every attention group admits 64 running requests
 (RUNNING_PER_GPU). Prints, per deployment kind, the best tokens/s per user among runs meeting
 a strict TPOT objective (p90 <= 15 ms), the best output tokens/s per GPU under a loose one
 (p90 <= 50 ms) and the frontier of the best tokens/s per GPU under FRONTIER_TPOT_MS, and writes
-every run to study.csv. docs/deployments/afd.md discusses the result.
+every run to study.csv.
+
+The sweep's record is docs/deployments/study_afd_vs_chunked.csv; from it this script writes
+two GENERATED sections of docs/deployments/afd.md: the per-users table, the frontier table and
+the conclusion bullets (each verdict computed from the runs, so a change that makes AFD win
+turns the bullet), and the "Why" paragraph's per-layer cost table (priced live by
+cosim-estimate's compute model, no simulation) with the run figures its items quote.
 """
 
 from __future__ import annotations
