@@ -20,6 +20,7 @@ GENERATORS = {
     "gen_afd_pricing_doc": "docs/deployments/afd.md",
     "heterogeneous_example": "docs/heterogeneous_roles.md",
     "serving_options_example": "docs/serving.md (overlap, MTP) and docs/network.md (EP kernels)",
+    "study_afd_vs_chunked": "docs/deployments/afd.md (seed study tables, conclusions, why)",
 }
 
 
