@@ -14,7 +14,7 @@ from cosim.api import compose_config
 from cosim.errors import ConfigError
 from cosim.search.bisection import highest_passing
 from cosim.search.driver import one_instance, run_search
-from cosim.search.evaluate import candidate_config, evaluate, run_overrides
+from cosim.search.evaluate import candidate_config, config_key, evaluate, run_overrides
 from cosim.search.outputs import write_all
 from cosim.search.space import Candidate, generate_candidates
 
@@ -106,20 +106,28 @@ def test_resume_reuses_finished_evaluations_and_reruns_a_missing_one(tmp_path):
     assert not evaluate(BASE, c, 2, 6, tmp_path, 0.0)["cached"]
 
 
-def test_candidate_config_equals_hydra_composition_of_its_overrides():
-    """The per-process template + plain values gives what Hydra composes from the overrides."""
+def test_candidate_config_equals_hydra_composition_of_its_overrides(tmp_path):
+    """The per-process template + plain values gives what Hydra composes from the overrides,
+    also after runs of other candidates (a run leaves the template as it found it)."""
     s = search_cfg("search.gpus=16")
     cands = generate_candidates(s, 256)
     sample = [next(c for c in cands if c.kind == k) for k in ("chunked", "pd", "afd", "pd_afd")]
     sample.append(cands[-1])
     base = [*BASE, "slo.tpot_ms=40"]
     for c in sample:
+        evaluate(base, c, 2, 10, tmp_path, 0.0)  # a real run on the template first
         for users, extra in ((1, ()), (37, ("network=ns3",))):
-            fast = candidate_config(base, c, users, 160, extra)
             slow = compose_config(run_overrides(base, c, users, 160, extra))
-            assert OmegaConf.to_yaml(fast, resolve=True) == OmegaConf.to_yaml(slow, resolve=True)
+            with candidate_config(base, c, users, 160, extra) as fast:
+                assert OmegaConf.to_yaml(fast, resolve=True) == OmegaConf.to_yaml(slow, resolve=True)
+                assert config_key(fast) == config_key(slow)
+    bad = Candidate("chunked", 8, {"deployment.replicas": 3, "deployment.nope": 1}, "")
     with pytest.raises(ConfigError, match="deployment.nope"):
-        candidate_config(base, Candidate("chunked", 8, {"deployment.nope": 1}, ""), 1, 10)
+        with candidate_config(base, bad, 1, 10):
+            pass
+    with candidate_config(base, sample[0], 1, 160) as again:  # the failed one was put back
+        slow = compose_config(run_overrides(base, sample[0], 1, 160))
+        assert OmegaConf.to_yaml(again, resolve=True) == OmegaConf.to_yaml(slow, resolve=True)
 
 
 def test_one_instance_shares_the_static_run():
