@@ -38,7 +38,9 @@ def _values(cand: Candidate, users: int, requests: int) -> dict[str, Any]:
     """The candidate's layout and the load: plain values of existing keys."""
     return {**cand.settings, "workload.arrival.process": "closed_loop",
             "workload.arrival.users": users, "workload.arrival.think_time_s": 0,
-            "workload.num_requests": max(requests, 3 * users)}
+            "workload.num_requests": max(requests, 3 * users),
+            # no Perfetto timeline of the first iterations: the search keeps only the records
+            "output.timeline_iterations": [0, 0]}
 
 
 def run_overrides(base: Sequence[str], cand: Candidate, users: int, requests: int,
