@@ -277,7 +277,10 @@ def chain_makespan(num_layers: int, stage_times: list[list[float]]) -> float:
     m = len(stage_times[0])
     # A stage with no work anywhere holds no resource and moves no micro-batch (t + 0.0 is
     # t): leaving it out changes no float.
-    stage_times = [d for d in stage_times if any(x > 0 for x in d)] or [stage_times[0]]
+    kept = [d for d in stage_times if any(x > 0 for x in d)]
+    if kept:
+        return _chain_makespan_held(L, kept)
+    stage_times = [stage_times[0]]
     S = len(stage_times)
     free = [0.0] * S
     ready = [0.0] * m
@@ -308,6 +311,53 @@ def chain_makespan(num_layers: int, stage_times: list[list[float]]) -> float:
                 n_more = L - layer
                 return max(x + float(n_more) * c for x in ready)
         prev_state = state
+    return max(ready)
+
+
+def _chain_makespan_held(L: int, stage_times: list[list[float]]) -> float:
+    """chain_makespan where every stage has work in some micro-batch (so every stage holds
+    its resource in every layer and the state is ready + free): the same float operations
+    in the same order, with the state kept in locals."""
+    m = len(stage_times[0])
+    S = len(stage_times)
+    free = [0.0] * S
+    ready = [0.0] * m
+    stages = [(s, stage_times[s]) for s in range(S)]
+    ks = range(m)
+    prev_r: list[float] | None = None
+    prev_f: list[float] = free
+    layer = 0
+    while layer < L:
+        for s, dur in stages:
+            f = free[s]
+            for k in ks:
+                t = ready[k]
+                du = dur[k]
+                if du > 0:
+                    if f > t:
+                        t = f
+                    f = t + du
+                    ready[k] = f
+                else:
+                    ready[k] = t + du
+            free[s] = f
+        layer += 1
+        if prev_r is not None and layer < L:
+            # _steady_shift(ready + free, prev_ready + prev_free), inlined
+            c = ready[0] - prev_r[0]
+            tol = 1e-12 * max(1.0, abs(free[-1]))
+            for x, y in zip(ready, prev_r, strict=True):
+                if not abs(x - y - c) <= tol:
+                    break
+            else:
+                for x, y in zip(free, prev_f, strict=True):
+                    if not abs(x - y - c) <= tol:
+                        break
+                else:
+                    n_more = float(L - layer)
+                    return max(x + n_more * c for x in ready)
+        prev_r = ready[:]
+        prev_f = free[:]
     return max(ready)
 
 
