@@ -411,15 +411,31 @@ class AFDInstance(Instance):
         m = max(1, min(self.m, tmax))
         ta_l = [0.0] * m  # Python lists while filling: numpy item access is slow
         tok_l = [0] * m
-        # attention(n, kv, 0, 0, 0) of a decode-only part with n >= 1 is decode_attention
+        # attention(n, kv, 0, 0, 0) of a decode-only part (n >= 1) is decode_attention; for
+        # IterationCost itself its int-keyed probe is inlined below (the same float steps)
         decode_attention = cost.decode_attention
+        g = cost.grid if type(cost) is IterationCost else 0
+        fast = cost._attn_dec if g else None
         for n, kv_sum, p_tok, p_kv, p_req in plans:
             nk = _split(n, m)
             if not p_tok:  # decode only (the hot path): the same lookups, fewer steps
                 for k in range(m):
                     nkk = nk[k]
                     if nkk:
-                        a = decode_attention(nkk, round(kv_sum * nkk / n))
+                        # round(kv_sum * n / n) is kv_sum (int / int is correctly rounded)
+                        kv = kv_sum if nkk == n else round(kv_sum * nkk / n)
+                        e = None
+                        if g:
+                            mk = kv / nkk
+                            e = fast.get(nkk << 24 | int(mk // g))
+                        if e is None:
+                            a = decode_attention(nkk, kv)
+                        else:  # IterationCost.decode_attention, inlined
+                            f = mk - e[2]
+                            w = f / e[7]
+                            e[3] += 1.0 - w
+                            e[4] += w
+                            a = e[0] + e[1] * f
                         if a > ta_l[k]:
                             ta_l[k] = a
                         tok_l[k] += nkk
