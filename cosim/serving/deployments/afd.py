@@ -240,6 +240,21 @@ class AFDIteration:
     detail: Any = None  # (pipeline, schedule, coupled) when recorded
 
 
+def layer_stage_sum(num_layers: int, row: list[float]) -> float:
+    """One stage's busy time, numpy's `d.sum(axis=(0, 2))[s]` over the [L, S, m] stage block
+    whose row d[l, s, :] is `row` in every layer, bit for bit for m < 8 and L * S * m within
+    numpy's reduction buffer (8192 items): numpy adds each layer's row (pairwise_sum, a plain
+    running sum below 8 items) onto the running total, layer after layer
+    (tests/test_des_hot_path.py checks it against numpy)."""
+    p = 0.0
+    for x in row:
+        p += x
+    out = 0.0
+    for _ in range(num_layers):
+        out += p
+    return out
+
+
 class AFDTimer:
     """Iteration time of an AFD unit from its micro-batches' stage times (memoised).
 
@@ -285,11 +300,15 @@ class AFDTimer:
             zeros = [0.0] * m
             total = chain_makespan(L, [ta_l, a2f_l, tf_l, f2a_l])
             free = chain_makespan(L, [ta_l, zeros, tf_l, zeros])
-            d = np.zeros((L, 4, m))  # busy time summed as in iteration() (see there)
-            d[:, 0, :] = ta_l
-            d[:, 2, :] = tf_l
-            per_stage = d.sum(axis=(0, 2))
-            hit = self._uneven[key] = (total, free, float(per_stage[0]), float(per_stage[2]))
+            if m < 8 and 4 * L * m <= 8192:
+                busy_a, busy_f = layer_stage_sum(L, ta_l), layer_stage_sum(L, tf_l)
+            else:
+                d = np.zeros((L, 4, m))  # busy time summed as in iteration() (see there)
+                d[:, 0, :] = ta_l
+                d[:, 2, :] = tf_l
+                per_stage = d.sum(axis=(0, 2))
+                busy_a, busy_f = float(per_stage[0]), float(per_stage[2])
+            hit = self._uneven[key] = (total, free, busy_a, busy_f)
         return hit
 
     def iteration(self, ta: np.ndarray, tf: np.ndarray, tok: np.ndarray,
