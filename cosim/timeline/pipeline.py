@@ -277,7 +277,7 @@ def chain_makespan(num_layers: int, stage_times: list[list[float]]) -> float:
     m = len(stage_times[0])
     # A stage with no work anywhere holds no resource and moves no micro-batch (t + 0.0 is
     # t): leaving it out changes no float.
-    kept = [d for d in stage_times if any(x > 0 for x in d)]
+    kept = [d for d in stage_times if d and (d[0] > 0 or any(x > 0 for x in d))]
     if kept:
         return _chain_makespan_held(L, kept)
     stage_times = [stage_times[0]]
