@@ -319,6 +319,12 @@ def _chain_makespan_held(L: int, stage_times: list[list[float]]) -> float:
     its resource in every layer and the state is ready + free): the same float operations
     in the same order, with the state kept in locals."""
     m = len(stage_times[0])
+    if m == 3:
+        for d0, d1, d2 in stage_times:
+            if not (d0 > 0 and d1 > 0 and d2 > 0):
+                break
+        else:
+            return _chain_makespan_3(L, stage_times)
     S = len(stage_times)
     free = [0.0] * S
     ready = [0.0] * m
@@ -359,6 +365,48 @@ def _chain_makespan_held(L: int, stage_times: list[list[float]]) -> float:
         prev_r = ready[:]
         prev_f = free[:]
     return max(ready)
+
+
+def _chain_makespan_3(L: int, stage_times: list[list[float]]) -> float:
+    """_chain_makespan_held for 3 micro-batches, every one with work in every stage (AFD's
+    usual case): the micro-batch loop unrolled, the same float operations in the same order."""
+    r0 = r1 = r2 = 0.0
+    free = [0.0] * len(stage_times)
+    stages = list(enumerate(stage_times))
+    p0 = p1 = p2 = 0.0
+    prev_f = free
+    layer = 0
+    while layer < L:
+        for s, (d0, d1, d2) in stages:
+            f = free[s]
+            t = r0
+            if f > t:
+                t = f
+            r0 = f = t + d0
+            t = r1
+            if f > t:
+                t = f
+            r1 = f = t + d1
+            t = r2
+            if f > t:
+                t = f
+            r2 = f = t + d2
+            free[s] = f
+        layer += 1
+        if layer > 1 and layer < L:
+            # _steady_shift(ready + free, prev_ready + prev_free), inlined
+            c = r0 - p0
+            tol = 1e-12 * max(1.0, abs(free[-1]))
+            if abs(r0 - p0 - c) <= tol and abs(r1 - p1 - c) <= tol and abs(r2 - p2 - c) <= tol:
+                for x, y in zip(free, prev_f, strict=True):
+                    if not abs(x - y - c) <= tol:
+                        break
+                else:
+                    n_more = float(L - layer)
+                    return max(r0 + n_more * c, r1 + n_more * c, r2 + n_more * c)
+        p0, p1, p2 = r0, r1, r2
+        prev_f = free[:]
+    return max(r0, r1, r2)
 
 
 def shared_chain_makespan(num_layers: int, stage_times: list[list[float]],
