@@ -297,9 +297,8 @@ class AFDTimer:
         if hit is None:
             a2f_l = [x[0] for x in times]
             f2a_l = [x[1] for x in times]
-            zeros = [0.0] * m
             total = chain_makespan(L, [ta_l, a2f_l, tf_l, f2a_l])
-            free = chain_makespan(L, [ta_l, zeros, tf_l, zeros])
+            free = chain_makespan(L, [ta_l, tf_l])  # (the zero stages hold nothing)
             if m < 8 and 4 * L * m <= 8192:
                 busy_a, busy_f = layer_stage_sum(L, ta_l), layer_stage_sum(L, tf_l)
             else:
@@ -438,23 +437,33 @@ class AFDInstance(Instance):
         for n, kv_sum, p_tok, p_kv, p_req in plans:
             nk = _split(n, m)
             if not p_tok:  # decode only (the hot path): the same lookups, fewer steps
+                e = None
+                last = 0
+                w = 0.0
                 for k in range(m):
                     nkk = nk[k]
                     if nkk:
-                        # round(kv_sum * n / n) is kv_sum (int / int is correctly rounded)
-                        kv = kv_sum if nkk == n else round(kv_sum * nkk / n)
-                        e = None
-                        if g:
-                            mk = kv / nkk
-                            e = fast.get(nkk << 24 | int(mk // g))
-                        if e is None:
-                            a = decode_attention(nkk, kv)
-                        else:  # IterationCost.decode_attention, inlined
-                            f = mk - e[2]
-                            w = f / e[7]
+                        if nkk == last and e is not None:
+                            # a part of the previous one's size: the same lookup (same
+                            # context share), its use weights added once more
                             e[3] += 1.0 - w
                             e[4] += w
-                            a = e[0] + e[1] * f
+                        else:
+                            last = nkk
+                            # round(kv_sum * n / n) is kv_sum (int / int is correctly rounded)
+                            kv = kv_sum if nkk == n else round(kv_sum * nkk / n)
+                            e = None
+                            if g:
+                                mk = kv / nkk
+                                e = fast.get(nkk << 24 | int(mk // g))
+                            if e is None:
+                                a = decode_attention(nkk, kv)
+                            else:  # IterationCost.decode_attention, inlined
+                                f = mk - e[2]
+                                w = f / e[7]
+                                e[3] += 1.0 - w
+                                e[4] += w
+                                a = e[0] + e[1] * f
                         if a > ta_l[k]:
                             ta_l[k] = a
                         tok_l[k] += nkk
