@@ -106,6 +106,7 @@ class StepCostModel:
         self._forward = forward
         self._table = _bucket_table(bits, exact_below) if bits < 20 else ()
         self._exact: dict[tuple, StepCost] = {}
+        self._attn_exact: dict[tuple, StepCost] = {}  # attention_cost's memo
         self._bucketed: dict[tuple, StepCost] = {}
         self._dec: dict[tuple, StepCost] = {}
         self._pre: dict[tuple, StepCost] = {}
@@ -146,13 +147,21 @@ class StepCostModel:
 
     def attention_cost(self, decode_batch: int, decode_kv_len: int, prefill_tokens: int = 0,
                        prefill_kv_len: int = 0, prefill_requests: int = 0) -> StepCost:
-        """The attention and other stages of `cost(...)` (the attention GPUs' work in AFD)."""
-        _check((decode_batch, decode_kv_len, prefill_tokens, prefill_kv_len, prefill_requests))
+        """The attention and other stages of `cost(...)` (the attention GPUs' work in AFD),
+        memoised on the exact arguments like cost(...)."""
+        key = (decode_batch, decode_kv_len, prefill_tokens, prefill_kv_len, prefill_requests)
+        hit = self._attn_exact.get(key)
+        if hit is not None:
+            return hit
+        _check(key)
         b = self._bucket
         requests = decode_batch + (max(prefill_requests, 1) if prefill_tokens else 0)
-        return self._split(b(decode_batch), b(decode_kv_len), b(prefill_tokens),
-                           b(prefill_kv_len), b(prefill_requests),
-                           b(decode_batch + prefill_tokens), b(requests))[0]
+        hit = self._split(b(decode_batch), b(decode_kv_len), b(prefill_tokens),
+                          b(prefill_kv_len), b(prefill_requests),
+                          b(decode_batch + prefill_tokens), b(requests))[0]
+        if len(self._attn_exact) < 1_000_000:
+            self._attn_exact[key] = hit
+        return hit
 
     def ffn_cost(self, tokens: int) -> StepCost:
         """The FFN stage for `tokens` new tokens per attention rank (AFD's FFN GPUs)."""

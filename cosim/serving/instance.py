@@ -86,7 +86,7 @@ class Instance:
         best, best_load = None, None
         for i in range(n):
             r = ranks[(start + i) % n]
-            ld = r.load
+            ld = len(r.waiting) + len(r.decode_waiting) + len(r.running)  # Scheduler.load
             if best_load is None or ld < best_load:
                 best, best_load = r, ld
         return best
@@ -111,7 +111,10 @@ class Instance:
 
     @property
     def load(self) -> int:
-        return sum(r.load for r in self.ranks)
+        n = 0
+        for r in self.ranks:  # Scheduler.load, inlined (the router asks at every arrival)
+            n += len(r.waiting) + len(r.decode_waiting) + len(r.running)
+        return n
 
     @property
     def kv_capacity_blocks(self) -> int:

@@ -275,9 +275,18 @@ def chain_makespan(num_layers: int, stage_times: list[list[float]]) -> float:
     if L <= 0:
         return 0.0
     m = len(stage_times[0])
+    if m == 3:  # AFD's usual case: every part has work in every stage (nothing to leave out)
+        for d0, d1, d2 in stage_times:
+            if not (d0 > 0 and d1 > 0 and d2 > 0):
+                break
+        else:
+            return _chain_makespan_3(L, stage_times)
     # A stage with no work anywhere holds no resource and moves no micro-batch (t + 0.0 is
     # t): leaving it out changes no float.
-    stage_times = [d for d in stage_times if any(x > 0 for x in d)] or [stage_times[0]]
+    kept = [d for d in stage_times if d and (d[0] > 0 or any(x > 0 for x in d))]
+    if kept:
+        return _chain_makespan_held(L, kept)
+    stage_times = [stage_times[0]]
     S = len(stage_times)
     free = [0.0] * S
     ready = [0.0] * m
@@ -309,6 +318,101 @@ def chain_makespan(num_layers: int, stage_times: list[list[float]]) -> float:
                 return max(x + float(n_more) * c for x in ready)
         prev_state = state
     return max(ready)
+
+
+def _chain_makespan_held(L: int, stage_times: list[list[float]]) -> float:
+    """chain_makespan where every stage has work in some micro-batch (so every stage holds
+    its resource in every layer and the state is ready + free): the same float operations
+    in the same order, with the state kept in locals."""
+    m = len(stage_times[0])
+    if m == 3:
+        for d0, d1, d2 in stage_times:
+            if not (d0 > 0 and d1 > 0 and d2 > 0):
+                break
+        else:
+            return _chain_makespan_3(L, stage_times)
+    S = len(stage_times)
+    free = [0.0] * S
+    ready = [0.0] * m
+    stages = [(s, stage_times[s]) for s in range(S)]
+    ks = range(m)
+    prev_r: list[float] | None = None
+    prev_f: list[float] = free
+    layer = 0
+    while layer < L:
+        for s, dur in stages:
+            f = free[s]
+            for k in ks:
+                t = ready[k]
+                du = dur[k]
+                if du > 0:
+                    if f > t:
+                        t = f
+                    f = t + du
+                    ready[k] = f
+                else:
+                    ready[k] = t + du
+            free[s] = f
+        layer += 1
+        if prev_r is not None and layer < L:
+            # _steady_shift(ready + free, prev_ready + prev_free), inlined
+            c = ready[0] - prev_r[0]
+            tol = 1e-12 * max(1.0, abs(free[-1]))
+            for x, y in zip(ready, prev_r, strict=True):
+                if not abs(x - y - c) <= tol:
+                    break
+            else:
+                for x, y in zip(free, prev_f, strict=True):
+                    if not abs(x - y - c) <= tol:
+                        break
+                else:
+                    n_more = float(L - layer)
+                    return max(x + n_more * c for x in ready)
+        prev_r = ready[:]
+        prev_f = free[:]
+    return max(ready)
+
+
+def _chain_makespan_3(L: int, stage_times: list[list[float]]) -> float:
+    """_chain_makespan_held for 3 micro-batches, every one with work in every stage (AFD's
+    usual case): the micro-batch loop unrolled, the same float operations in the same order."""
+    r0 = r1 = r2 = 0.0
+    free = [0.0] * len(stage_times)
+    stages = list(enumerate(stage_times))
+    p0 = p1 = p2 = 0.0
+    prev_f = free
+    layer = 0
+    while layer < L:
+        for s, (d0, d1, d2) in stages:
+            f = free[s]
+            t = r0
+            if f > t:
+                t = f
+            r0 = f = t + d0
+            t = r1
+            if f > t:
+                t = f
+            r1 = f = t + d1
+            t = r2
+            if f > t:
+                t = f
+            r2 = f = t + d2
+            free[s] = f
+        layer += 1
+        if layer > 1 and layer < L:
+            # _steady_shift(ready + free, prev_ready + prev_free), inlined
+            c = r0 - p0
+            tol = 1e-12 * max(1.0, abs(free[-1]))
+            if abs(r0 - p0 - c) <= tol and abs(r1 - p1 - c) <= tol and abs(r2 - p2 - c) <= tol:
+                for x, y in zip(free, prev_f, strict=True):
+                    if not abs(x - y - c) <= tol:
+                        break
+                else:
+                    n_more = float(L - layer)
+                    return max(r0 + n_more * c, r1 + n_more * c, r2 + n_more * c)
+        p0, p1, p2 = r0, r1, r2
+        prev_f = free[:]
+    return max(r0, r1, r2)
 
 
 def shared_chain_makespan(num_layers: int, stage_times: list[list[float]],

@@ -302,6 +302,21 @@ class AFDIteration:
     detail: Any = None  # (pipeline, schedule, coupled) when recorded
 
 
+def layer_stage_sum(num_layers: int, row: list[float]) -> float:
+    """One stage's busy time, numpy's `d.sum(axis=(0, 2))[s]` over the [L, S, m] stage block
+    whose row d[l, s, :] is `row` in every layer, bit for bit for m < 8 and L * S * m within
+    numpy's reduction buffer (8192 items): numpy adds each layer's row (pairwise_sum, a plain
+    running sum below 8 items) onto the running total, layer after layer
+    (tests/test_des_hot_path.py checks it against numpy)."""
+    p = 0.0
+    for x in row:
+        p += x
+    out = 0.0
+    for _ in range(num_layers):
+        out += p
+    return out
+
+
 class AFDTimer:
     """Iteration time of an AFD unit from its micro-batches' stage times (memoised).
 
@@ -318,6 +333,45 @@ class AFDTimer:
         self._memo: dict[tuple, tuple] = {}
         self._uneven: dict[tuple, tuple] = {}  # phase mode: stage times -> iteration
         self.tp_ar: AttentionTPAllReduce | None = None  # attention tp > 1 (AFDUnits.build)
+
+    def phase_only(self) -> bool:
+        """True when iteration() (without detail) only prices the phase model: no
+        network.mode=iteration coupling and no flow recorder, so phase_totals answers."""
+        timer = self.traffic.timer
+        return timer.recorder is None and not (timer.mode == "iteration"
+                                               and timer.backend is not None and not timer.free)
+
+    def phase_totals(self, ta_l: list[float], tf_l: list[float],
+                     tok_l: list[int]) -> tuple[float, float, float, float]:
+        """(time, free time, attention busy, FFN busy) of an iteration from its per-layer
+        stage times and tokens per GPU as Python lists, where phase_only(): iteration()'s
+        values bit for bit without its arrays (the hot path)."""
+        m = len(ta_l)
+        L = self.L
+        traffic_times = self.traffic.times
+        times = [traffic_times(t) for t in tok_l]
+        a0, f0 = ta_l[0], tf_l[0]
+        c0 = times[0]
+        if ta_l.count(a0) == m and tf_l.count(f0) == m and times.count(c0) == m:
+            return (afd_iteration_time(L, m, a0, f0, c0[0], c0[1]), afd_iteration_time(L, m, a0, f0),
+                    L * m * a0, L * m * f0)
+        key = (*ta_l, *tf_l, *tok_l)
+        hit = self._uneven.get(key)
+        if hit is None:
+            a2f_l = [x[0] for x in times]
+            f2a_l = [x[1] for x in times]
+            total = chain_makespan(L, [ta_l, a2f_l, tf_l, f2a_l])
+            free = chain_makespan(L, [ta_l, tf_l])  # (the zero stages hold nothing)
+            if m < 8 and 4 * L * m <= 8192:
+                busy_a, busy_f = layer_stage_sum(L, ta_l), layer_stage_sum(L, tf_l)
+            else:
+                d = np.zeros((L, 4, m))  # busy time summed as in iteration() (see there)
+                d[:, 0, :] = ta_l
+                d[:, 2, :] = tf_l
+                per_stage = d.sum(axis=(0, 2))
+                busy_a, busy_f = float(per_stage[0]), float(per_stage[2])
+            hit = self._uneven[key] = (total, free, busy_a, busy_f)
+        return hit
 
     def iteration(self, ta: np.ndarray, tf: np.ndarray, tok: np.ndarray,
                   detail: bool = False) -> AFDIteration:
@@ -413,7 +467,7 @@ class AFDInstance(Instance):
     """
 
     __slots__ = ("afd", "m", "window", "recorded", "totals", "linear_split", "att_gpus",
-                 "ffn_cost")
+                 "ffn_cost", "_tok_gpu")
 
     def __init__(self, info: InstanceInfo, ranks: list, cost: Any, afd: AFDTimer,
                  micro_batches: int, window: tuple[int, int]):
@@ -422,7 +476,8 @@ class AFDInstance(Instance):
         self.m = int(micro_batches)
         self.window = window
         self.recorded: dict[int, AFDIteration] = {}
-        self.totals = np.zeros(4)  # time, free time, attention busy, ffn busy
+        self.totals = [0.0] * 4  # time, free time, attention busy, ffn busy
+        self._tok_gpu: dict[int, int] = {}  # micro-batch tokens -> tokens each attention GPU sends
         self.linear_split = False  # deployment.micro_batch_cost == "linear_split"
         self.att_gpus: np.ndarray | None = None  # global ids of the attention GPUs (placement)
         self.ffn_cost = cost  # the FFN stage's cost model (another GPU kind: heterogeneous roles)
@@ -437,14 +492,41 @@ class AFDInstance(Instance):
         m = max(1, min(self.m, tmax))
         ta_l = [0.0] * m  # Python lists while filling: numpy item access is slow
         tok_l = [0] * m
-        attention = cost.attention
+        # attention(n, kv, 0, 0, 0) of a decode-only part (n >= 1) is decode_attention; for
+        # IterationCost itself its int-keyed probe is inlined below (the same float steps)
+        decode_attention = cost.decode_attention
+        g = cost.grid if type(cost) is IterationCost else 0
+        fast = cost._attn_dec if g else None
         for n, kv_sum, p_tok, p_kv, p_req in plans:
             nk = _split(n, m)
             if not p_tok:  # decode only (the hot path): the same lookups, fewer steps
+                e = None
+                last = 0
+                w = 0.0
                 for k in range(m):
                     nkk = nk[k]
                     if nkk:
-                        a = attention(nkk, round(kv_sum * nkk / n), 0, 0, 0)
+                        if nkk == last and e is not None:
+                            # a part of the previous one's size: the same lookup (same
+                            # context share), its use weights added once more
+                            e[3] += 1.0 - w
+                            e[4] += w
+                        else:
+                            last = nkk
+                            # round(kv_sum * n / n) is kv_sum (int / int is correctly rounded)
+                            kv = kv_sum if nkk == n else round(kv_sum * nkk / n)
+                            e = None
+                            if g:
+                                mk = kv / nkk
+                                e = fast.get(nkk << 24 | int(mk // g))
+                            if e is None:
+                                a = decode_attention(nkk, kv)
+                            else:  # IterationCost.decode_attention, inlined
+                                f = mk - e[2]
+                                w = f / e[7]
+                                e[3] += 1.0 - w
+                                e[4] += w
+                                a = e[0] + e[1] * f
                         if a > ta_l[k]:
                             ta_l[k] = a
                         tok_l[k] += nkk
@@ -459,12 +541,37 @@ class AFDInstance(Instance):
                 if a > ta_l[k]:
                     ta_l[k] = a
                 tok_l[k] += nk[k] + ptk[k]
-        ta = np.array(ta_l)
-        tok_k = np.array(tok_l, dtype=np.int64)
         L = self.afd.L
         dp = self.dp
         tp = self.info.layout.tp
         ffn = self.ffn_cost.ffn
+        idx = len(self.rows)
+        if (not self.linear_split and not self.window[0] <= idx < self.window[1]
+                and self.afd.phase_only()):
+            # the hot path: the values below, on Python lists (float / int is numpy's
+            # float64 division, the integer steps are the same)
+            tf_p = [ffn(-(-t // dp)) / L for t in tok_l]
+            tg = self._tok_gpu
+            tok_gpu_l = []
+            for t in tok_l:
+                g = tg.get(t)
+                if g is None:
+                    g = tg[t] = self.afd.traffic.bucket(((t + dp - 1) // dp + tp - 1) // tp)
+                tok_gpu_l.append(g)
+            total, free, att_busy, ffn_busy = self.afd.phase_totals([a / L for a in ta_l], tf_p,
+                                                                    tok_gpu_l)
+            self.afd.traffic.count_bytes(tok_gpu_l, L)
+            tot = self.totals
+            tot[0] += total
+            tot[1] += free
+            tot[2] += att_busy
+            tot[3] += ffn_busy
+            self.rows.append((now, total, free, total - free, n_all, pt_all, pr_all, wait, run,
+                              used, tmax))
+            self.busy = True
+            return total
+        ta = np.array(ta_l)
+        tok_k = np.array(tok_l, dtype=np.int64)
         tf = np.array([ffn(-(-int(t) // dp)) for t in tok_k.tolist()]) / L
         if self.linear_split and m > 1:
             # stage times at the full batch, divided evenly over the m micro-batches
@@ -479,13 +586,16 @@ class AFDInstance(Instance):
             ta = ta + self.afd.tp_ar.per_layer(per_rank.tolist())
         tok_gpu = (per_rank + tp - 1) // tp  # tokens each attention GPU sends (TP ranks share)
         tok_gpu = np.array([self.afd.traffic.bucket(t) for t in tok_gpu.tolist()], dtype=np.int64)
-        idx = len(self.rows)
         rec = self.window[0] <= idx < self.window[1]
         it = self.afd.iteration(ta, tf, tok_gpu, detail=rec)
         self.afd.traffic.count_bytes(tok_gpu.tolist(), self.afd.L)
         if rec:
             self.recorded[idx] = it
-        self.totals += (it.total_s, it.free_s, it.attention_busy_s, it.ffn_busy_s)
+        tot = self.totals
+        tot[0] += it.total_s
+        tot[1] += it.free_s
+        tot[2] += it.attention_busy_s
+        tot[3] += it.ffn_busy_s
         comp, comm = it.free_s, it.total_s - it.free_s
         self.rows.append((now, it.total_s, comp, comm, n_all, pt_all, pr_all, wait, run, used, tmax))
         self.busy = True
@@ -650,7 +760,7 @@ class AFDUnits:
 
     def summary_extras(self) -> dict:
         """attention_busy, ffn_busy (fractions of the units' iteration time), comm_exposed_fraction."""
-        t = sum((inst.totals for inst in self.instances), np.zeros(4))
+        t = sum((np.array(inst.totals) for inst in self.instances), np.zeros(4))
         if t[0] <= 0:
             return {"attention_busy": None, "ffn_busy": None, "comm_exposed_fraction": None}
         return {"attention_busy": float(t[2] / t[0]), "ffn_busy": float(t[3] / t[0]),
