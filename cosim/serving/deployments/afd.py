@@ -558,8 +558,11 @@ class AFDInstance(Instance):
                 if g is None:
                     g = tg[t] = self.afd.traffic.bucket(((t + dp - 1) // dp + tp - 1) // tp)
                 tok_gpu_l.append(g)
-            total, free, att_busy, ffn_busy = self.afd.phase_totals([a / L for a in ta_l], tf_p,
-                                                                    tok_gpu_l)
+            ta_p = [a / L for a in ta_l]
+            if self.afd.tp_ar is not None:  # attention TP: each layer ends with its all-reduce
+                ar = self.afd.tp_ar.per_layer([(t + dp - 1) // dp for t in tok_l]).tolist()
+                ta_p = [a + r for a, r in zip(ta_p, ar, strict=True)]
+            total, free, att_busy, ffn_busy = self.afd.phase_totals(ta_p, tf_p, tok_gpu_l)
             self.afd.traffic.count_bytes(tok_gpu_l, L)
             tot = self.totals
             tot[0] += total
