@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 REFERENCE = Path(__file__).parent / "data" / "des_reference.json"
@@ -48,8 +49,13 @@ def summary_of(case: str) -> dict:
     return json.loads(json.dumps(s, default=str))
 
 
+def write_reference(path: Path, summary: Callable[[str], dict], names: list[str]) -> None:
+    """Record `summary(name)` for `names` into `path`, keeping the cases not named."""
+    ref = json.loads(path.read_text()) if path.exists() else {}
+    ref.update({name: summary(name) for name in names})
+    path.write_text(json.dumps(ref, indent=1, sort_keys=True) + "\n")
+    print(f"wrote {', '.join(names)} into {path}")
+
+
 if __name__ == "__main__":
-    names = sys.argv[1:] or list(CASES)
-    ref = {name: summary_of(name) for name in names}
-    REFERENCE.write_text(json.dumps(ref, indent=1, sort_keys=True) + "\n")
-    print(f"wrote {REFERENCE}")
+    write_reference(REFERENCE, summary_of, sys.argv[1:] or list(CASES))

@@ -42,7 +42,6 @@ def summary_of(case: str, extra: tuple[str, ...] = ()) -> dict:
 
 
 if __name__ == "__main__":
-    names = sys.argv[1:] or list(CASES)
-    ref = {name: summary_of(name) for name in names}
-    REFERENCE.write_text(json.dumps(ref, indent=1, sort_keys=True) + "\n")
-    print(f"wrote {REFERENCE}")
+    from des_reference_cases import write_reference
+
+    write_reference(REFERENCE, summary_of, sys.argv[1:] or list(CASES))
