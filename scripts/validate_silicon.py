@@ -228,13 +228,13 @@ def render(res: pd.DataFrame, bad: pd.DataFrame) -> str:
                    f"{r['isl_osl']} | {r['users']} | {r['ttft_ms']:.0f} / "
                    f"{r['silicon_ttft_ms']:.0f} | {r['tpot_ms']:.1f} / {r['silicon_tpot_ms']:.1f} "
                    f"| {diagnose(r)} |")
-    touched = "all_weights" in set(res["profile"])
+    all_weights = "all_weights" in set(res["profile"])
     out += ["", "Every row (error with compute.profile none -> framework"
-            + ("; TPOT with the `none` profile and compute.moe_weights=all" if touched else "")
+            + ("; TPOT with the `none` profile and compute.moe_weights=all" if all_weights else "")
             + "):", "",
             "| id | framework | layout | ISL x OSL | users | measured TTFT / TPOT (ms) | "
-            "TTFT error | TPOT error |" + (" TPOT error (moe_weights=all) |" if touched else ""),
-            "|---|---|---|---|---|---|---|---|" + ("---|" if touched else "")]
+            "TTFT error | TPOT error |" + (" TPOT error (moe_weights=all) |" if all_weights else ""),
+            "|---|---|---|---|---|---|---|---|" + ("---|" if all_weights else "")]
     for rid, g in res.groupby("id", sort=False):
         a = g[g["profile"] == "none"].iloc[0]
         b = g[g["profile"] == "framework"].iloc[0]
@@ -242,7 +242,7 @@ def render(res: pd.DataFrame, bad: pd.DataFrame) -> str:
                f"| {a['users']} | {a['silicon_ttft_ms']:.0f} / {a['silicon_tpot_ms']:.1f} | "
                f"{_pct(a['ttft_err'])} -> {_pct(b['ttft_err'])} | "
                f"{_pct(a['tpot_err'])} -> {_pct(b['tpot_err'])} |")
-        if touched:
+        if all_weights:
             row += f" {_pct(g[g['profile'] == 'all_weights'].iloc[0]['tpot_err'])} |"
         out.append(row)
     out += ["", "Rows not run, and why:", "", "| rows | framework | layout | why |",
