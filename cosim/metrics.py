@@ -262,6 +262,9 @@ def summarize(ctx: Any, dep: Any, req: pd.DataFrame, it: pd.DataFrame, wall_s: f
         "preemptions": int(req["preemptions"].sum()),
         "kv_admission_stalls": int(sum(getattr(r, "kv_stalls", 0) for inst in dep.instances
                                        for r in getattr(inst, "ranks", ()))),
+        # iterations whose context requests the attention-DP balance held back
+        "adp_balance_held_iterations": int(sum(getattr(inst, "adp_held", 0)
+                                               for inst in dep.instances)),
         "compute_sources": {k: v / tot_src for k, v in sorted(comp_src.items())} if tot_src else {},
         "iterations": int(len(it)),
         "iteration_ms_mean": float(dur.mean() * 1e3) if dur.size else None,

@@ -141,8 +141,22 @@ class SchedulerConfig:
     # Decode cost lookups use the mean KV length on a grid of this many tokens and interpolate
     # linearly between grid points (so memoised costs are reused); 0: exact lengths.
     kv_len_grid_tokens: int = 256
+    # Attention-DP balance (TensorRT-LLM attention_dp_config {enable_balance: true,
+    # timeout_iters, batching_wait_iters}; PyExecutor._balance_adp_requests in
+    # tensorrt_llm/_torch/pyexecutor/py_executor.py, 1.1): with dp > 1, an iteration runs the
+    # ranks' context (prefill) requests only when every rank has one (and a free batch slot);
+    # otherwise they wait while decode goes on, until a counter of such iterations (it counts
+    # pure-decode iterations too) reaches adp_balance_timeout_iters, or a rank with work has no
+    # decode request. adp_balance_batching_wait_iters: iterations to hold them even then, while
+    # every rank decodes. 0: off (the default; TensorRT-LLM's too). docs/serving.md.
+    adp_balance_timeout_iters: int = 0
+    adp_balance_batching_wait_iters: int = 0
 
     def validate(self, prefix: str) -> None:
+        for name in ("adp_balance_timeout_iters", "adp_balance_batching_wait_iters"):
+            v = getattr(self, name)
+            require(isinstance(v, int) and v >= 0, f"{prefix}.{name}",
+                    f"must be an integer >= 0, got {v!r}")
         for name in ("max_batched_tokens", "max_running_requests", "kv_block_tokens"):
             v = getattr(self, name)
             require(isinstance(v, int) and v >= 1, f"{prefix}.{name}",

@@ -47,7 +47,8 @@ class Instance:
     """One serving instance (see the module docstring)."""
 
     __slots__ = ("info", "iid", "ranks", "dp", "cost", "busy", "rows", "end_event",
-                 "_rr", "_rank_of", "prefix_routing")
+                 "_rr", "_rank_of", "prefix_routing", "adp_timeout", "adp_batch_wait",
+                 "_adp_wait", "_adp_batch", "adp_held")
 
     def __init__(self, info: InstanceInfo, ranks: list[Scheduler], cost: IterationCost,
                  prefix_routing: bool = False):
@@ -62,6 +63,58 @@ class Instance:
         self._rr = 0
         self._rank_of: dict[int, Scheduler] = {}
         self.prefix_routing = prefix_routing
+        # attention-DP balance (SchedulerConfig.adp_balance_*; 0: off) and its counters
+        self.adp_timeout = 0
+        self.adp_batch_wait = 0
+        self._adp_wait = 0
+        self._adp_batch = 0
+        self.adp_held = 0  # iterations whose context requests the balance held back
+
+    def set_adp_balance(self, timeout_iters: int, batching_wait_iters: int = 0) -> None:
+        """Hold context requests until every rank has one (TensorRT-LLM's attention-DP balance)."""
+        if self.dp > 1:
+            self.adp_timeout = int(timeout_iters)
+            self.adp_batch_wait = int(batching_wait_iters)
+
+    def _adp_gate(self) -> None:
+        """Decide whether this iteration runs context requests (TensorRT-LLM 1.1,
+        PyExecutor._balance_adp_requests): only when every rank has one scheduled and a free
+        batch slot; otherwise they wait, until the waiting counter (which also counts
+        iterations with no context request anywhere) reaches the timeout or some rank with work
+        has no decode request. A rank with nothing at all counts as decoding: TensorRT-LLM
+        pads it with a dummy generation request (_pad_attention_dp_dummy_request)."""
+        all_ctx = all_gen = slots = True
+        any_ctx = False
+        for sch in self.ranks:
+            ctx = bool(sch.waiting or sch.prefilling)
+            n = sch.n_dec
+            if ctx:
+                any_ctx = True
+            else:
+                all_ctx = False
+            if n == 0 and (ctx or sch.decode_waiting):
+                all_gen = False
+            if n >= sch.max_running:
+                slots = False
+        hold = False
+        if slots and all_ctx:
+            self._adp_wait = 0
+            if all_gen:
+                if self._adp_batch < self.adp_batch_wait:
+                    self._adp_batch += 1
+                    hold = True
+                else:
+                    self._adp_batch = 0
+        else:
+            self._adp_wait += 1
+            hold = True
+            if self._adp_wait >= self.adp_timeout or not all_gen:
+                self._adp_wait = 0
+                hold = False
+        if hold and any_ctx:
+            self.adp_held += 1
+        for sch in self.ranks:
+            sch.hold_prefill = hold
 
     # --- work in ------------------------------------------------------------------------------
     def pick_rank(self, rid: int) -> Scheduler:
@@ -172,6 +225,8 @@ class Instance:
         over all ranks (the iteration row's columns). With a `plans` list, each rank's
         Scheduler.plan tuple is appended to it instead of pricing its attention (0.0 returned).
         """
+        if self.adp_timeout:
+            self._adp_gate()
         cost = self.cost
         attention = cost.attention
         decode_attention = cost.decode_attention

@@ -81,6 +81,9 @@ class Scheduler:
         self.reserved = 0  # guaranteed_no_evict: blocks promised to running requests, not taken
         self.future: dict[int, int] = {}  # per request: its promised, not yet taken blocks
         self._prefill_iter = False  # prefill_first: the iteration in flight ran no decode
+        # Set by the instance for one plan (attention-DP balance, Instance._adp_gate): run no
+        # prefill chunk and admit nothing this iteration.
+        self.hold_prefill = False
         # Speculative decoding (deployment.speculative): a decode step emits E tokens on
         # average, so a request with R tokens to go decodes in ceil(R / E) steps and its context
         # grows by E per step. kv_rate stays the int 1 without it (today's integer path).
@@ -158,35 +161,36 @@ class Scheduler:
         budget = self.token_budget if pf else self.token_budget - n
         chunks: list[tuple[int, int]] = []
         ctx_end = 0
-        ctx_len, computed = st.ctx_len, st.computed
-        for rid in self.prefilling:
-            if budget <= 0:
-                break
-            rem = ctx_len[rid] - computed[rid]
-            if rem > budget:
-                if self.chunked:
-                    rem = budget
-                elif chunks:
+        if not self.hold_prefill:
+            ctx_len, computed = st.ctx_len, st.computed
+            for rid in self.prefilling:
+                if budget <= 0:
                     break
-            chunks.append((rid, rem))
-            budget -= rem
-            ctx_end += computed[rid] + rem
-        waiting = self.waiting
-        while budget > 0 and waiting and len(self.running) < self.max_running:
-            rid = waiting[0]
-            if not self._admit(rid, now):
-                break
-            waiting.popleft()
-            self.prefilling[rid] = None
-            rem = ctx_len[rid] - computed[rid]
-            if rem > budget:
-                if self.chunked:
-                    rem = budget
-                elif chunks:
-                    break  # admitted; its whole prompt runs next iteration
-            chunks.append((rid, rem))
-            budget -= rem
-            ctx_end += computed[rid] + rem
+                rem = ctx_len[rid] - computed[rid]
+                if rem > budget:
+                    if self.chunked:
+                        rem = budget
+                    elif chunks:
+                        break
+                chunks.append((rid, rem))
+                budget -= rem
+                ctx_end += computed[rid] + rem
+            waiting = self.waiting
+            while budget > 0 and waiting and len(self.running) < self.max_running:
+                rid = waiting[0]
+                if not self._admit(rid, now):
+                    break
+                waiting.popleft()
+                self.prefilling[rid] = None
+                rem = ctx_len[rid] - computed[rid]
+                if rem > budget:
+                    if self.chunked:
+                        rem = budget
+                    elif chunks:
+                        break  # admitted; its whole prompt runs next iteration
+                chunks.append((rid, rem))
+                budget -= rem
+                ctx_end += computed[rid] + rem
         self.chunks = chunks
         p_req = len(chunks)
         if pf:
@@ -196,7 +200,8 @@ class Scheduler:
                 return 0, 0, p_tok, -(-ctx_end // p_req), p_req
         if p_req == 0:
             if n == 0:
-                if self.waiting and not self.running and not self.handoff:
+                if (self.waiting and not self.running and not self.handoff
+                        and not self.hold_prefill):
                     raise KVExhaustedError(
                         f"instance {self.iid}: request {self.waiting[0]} does not fit the empty "
                         f"KV cache ({self.kv.capacity} blocks of {self.B} tokens)")

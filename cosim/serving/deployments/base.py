@@ -179,6 +179,8 @@ class Deployment:
                                               prefix_routing=prefix_routing)
         else:
             inst = Instance(info, ranks, cost, prefix_routing=prefix_routing)
+        inst.set_adp_balance(getattr(scheduler_cfg, "adp_balance_timeout_iters", 0),
+                             getattr(scheduler_cfg, "adp_balance_batching_wait_iters", 0))
         inst.end_event = IterationEnd(self, inst)
         return inst
 
