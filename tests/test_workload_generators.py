@@ -157,3 +157,23 @@ def test_closed_loop_never_has_more_requests_in_flight_than_users():
     in_flight = np.cumsum(step[order])
     assert in_flight.max() == 16 and in_flight.min() >= 0
     assert (req.arrival_s == 0).sum() == 16  # the users start together; then one per finish
+
+
+def test_uniform_integers_is_benchmark_serving_random_range():
+    """`--random-range-ratio 0.8` lengths: every integer of [int(0.8 L), L] equally likely."""
+    import numpy as np
+
+    from cosim.config.workload import LengthConfig
+    from cosim.workload.lengths import sample_lengths, uniform_integers
+
+    fields = uniform_integers(819, 1024)
+    cfg = LengthConfig(**fields)
+    cfg.validate("workload.input_tokens")
+    x = sample_lengths(cfg, 412_000, np.random.default_rng(3))
+    assert x.min() == 819 and x.max() == 1024
+    counts = np.bincount(x - 819, minlength=206)
+    # 2,000 expected per value; the binomial std is ~45, so 5 sigma never fails by chance
+    assert len(counts) == 206 and np.all(np.abs(counts - 2000) < 225)
+    assert fields["mean"] == 921.5
+    one = sample_lengths(LengthConfig(**uniform_integers(7, 7)), 100, np.random.default_rng(0))
+    assert set(one.tolist()) == {7}

@@ -32,3 +32,19 @@ def sample_lengths(cfg: LengthConfig, n: int, rng: np.random.Generator, floor: i
     if cfg.max:
         np.minimum(out, int(cfg.max), out=out)
     return out
+
+
+def uniform_integers(low: int, high: int) -> dict[str, float | int | str]:
+    """The `LengthConfig` fields whose draws are integers uniform on [low, high].
+
+    Each integer gets probability 1 / (high - low + 1): a continuous uniform on
+    [low - 1/2, high + 1/2] (mean (low + high) / 2, half-width (high - low + 1) / 2) rounded to
+    the nearest integer, clipped to [low, high] against float error. This is how serving
+    benchmark clients draw `--random-range-ratio` lengths: vLLM's and SemiAnalysis InferenceX's
+    `benchmark_serving.py` take numpy `randint(int(L * ratio), L + 1)`.
+    """
+    if not 1 <= low <= high:
+        raise ValueError(f"need 1 <= low <= high, got low={low}, high={high}")
+    mean = (low + high) / 2
+    return {"dist": "uniform", "mean": mean, "cv": (high - low + 1) / 2 / (math.sqrt(3.0) * mean),
+            "min": int(low), "max": int(high)}
