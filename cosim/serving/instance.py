@@ -133,16 +133,15 @@ class Instance:
                         best, key = r, k
                 if key[0] > 0:
                     return best
-        n = self.dp
         start = self._rr
-        self._rr = (start + 1) % n
-        best, best_load = None, None
-        for i in range(n):
-            r = ranks[(start + i) % n]
-            ld = len(r.waiting) + len(r.decode_waiting) + len(r.running)  # Scheduler.load
-            if best_load is None or ld < best_load:
-                best, best_load = r, ld
-        return best
+        self._rr = (start + 1) % self.dp
+        # the least loaded rank (Scheduler.load), the first one from `start` on, wrapping
+        loads = [len(r.waiting) + len(r.decode_waiting) + len(r.running) for r in ranks]
+        low = min(loads)
+        try:
+            return ranks[loads.index(low, start)]
+        except ValueError:  # none from `start` to the end: the first one from 0
+            return ranks[loads.index(low)]
 
     def enqueue(self, rid: int) -> None:
         r = self.pick_rank(rid)
