@@ -28,18 +28,25 @@ server) are not run: they duplicate rows written with the real layout. Rows meas
 from __future__ import annotations
 
 import argparse
+import hashlib
 import sys
 from pathlib import Path
 
 import aiconfigurator_core
+import matplotlib
 import numpy as np
 import pandas as pd
+from PIL import Image
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
 
 import cosim
 from cosim.files import update_generated
 from cosim.workload.lengths import uniform_integers
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "validation_silicon.md"
+IMG = DOC.with_suffix(".png")  # predicted against measured, `recipe` (plot())
 BEGIN, END = "<!-- GENERATED: scripts/validate_silicon.py -->", "<!-- END GENERATED -->"
 QBEGIN = "<!-- GENERATED: scripts/validate_silicon.py --quick -->"
 QEND = "<!-- END GENERATED: quick -->"
@@ -393,6 +400,42 @@ def render_dense(res: pd.DataFrame) -> str:
     return "\n".join(out)
 
 
+def _plot_key(res: pd.DataFrame) -> str:
+    """A hash of what the figure shows (its staleness check: the PNG carries it)."""
+    r = res[res["profile"] == "recipe"].sort_values("id")
+    cols = ["id", "ttft_ms", "silicon_ttft_ms", "tpot_ms", "silicon_tpot_ms"]
+    return hashlib.sha256(r[cols].round(3).to_csv(index=False).encode()).hexdigest()
+
+
+def plot(res: pd.DataFrame, path: Path, check: bool) -> int:
+    """Predicted against measured TTFT and TPOT of every row (`recipe`), one colour per
+    framework; with `check`, 1 when the PNG does not show these results."""
+    key = f"data-sha256={_plot_key(res)}"
+    if check:
+        try:
+            with Image.open(path) as im:
+                return 0 if im.text.get("Description") == key else 1
+        except OSError:
+            return 1
+    r = res[res["profile"] == "recipe"]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.6), layout="constrained")
+    for ax, what, label in ((axes[0], "ttft", "TTFT (ms)"), (axes[1], "tpot", "TPOT (ms)")):
+        for (fw, ver), g in r.groupby(["framework", "version"], sort=True):
+            ax.scatter(g[f"silicon_{what}_ms"], g[f"{what}_ms"], s=22, label=f"{fw} {ver}")
+        lo = float(min(r[f"silicon_{what}_ms"].min(), r[f"{what}_ms"].min())) * 0.8
+        hi = float(max(r[f"silicon_{what}_ms"].max(), r[f"{what}_ms"].max())) * 1.25
+        x = np.geomspace(lo, hi, 50)
+        ax.plot(x, x, color="black", lw=1, label="cosim = measured")
+        ax.fill_between(x, x / 1.2, x * 1.2, color="grey", alpha=0.15, label="within 20 %")
+        ax.set(xscale="log", yscale="log", xlim=(lo, hi), ylim=(lo, hi),
+               xlabel=f"measured {label}", ylabel=f"cosim {label}")
+        ax.set_title(f"{label.split()[0]}: cosim against InferenceX (recipe)", fontsize=10)
+    axes[0].legend(fontsize=8, loc="upper left")
+    fig.savefig(path, dpi=110, metadata={"Description": key})
+    plt.close(fig)
+    return 0
+
+
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--check", action="store_true")
@@ -408,8 +451,9 @@ def main(argv: list[str]) -> int:
     if a.quick:
         return rc
     if a.section in ("all", "deepseek"):
-        rc = max(rc, update_generated(DOC, BEGIN, END, render(evaluate(df, tuple(VARIANTS)), bad),
-                                      a.check))
+        res = evaluate(df, tuple(VARIANTS))
+        rc = max(rc, update_generated(DOC, BEGIN, END, render(res, bad), a.check))
+        rc = max(rc, plot(res, IMG, a.check))
     if a.section in ("all", "dense"):
         rc = max(rc, update_generated(DOC, DBEGIN, DEND,
                                       render_dense(evaluate(dense, DENSE_PROFILES)), a.check))
