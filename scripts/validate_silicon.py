@@ -63,7 +63,7 @@ MODELS = {**DEEPSEEK, **DENSE}
 DBEGIN = "<!-- GENERATED: scripts/validate_silicon.py --dense -->"
 DEND = "<!-- END GENERATED: dense -->"
 PROFILES = ("none", "framework", "recipe")
-DENSE_PROFILES = ("none", "framework")  # RECIPES holds the DeepSeek recipes only
+DENSE_PROFILES = PROFILES
 # Runs of each row: the two profiles; the framework profile with the benchmark's own server
 # flags (`recipe`, RECIPES below); and (DeepSeek section) the MoE priced by every local
 # expert's weights as the balanced table rows were measured (compute.moe_weights=all, the
@@ -107,8 +107,29 @@ TRTLLM_FLOOR_FROM = "2026-01-21"
 TRTLLM_EP_FORCED_BEFORE = "2025-11-03"
 
 
+# Llama-3.1-70B FP8 rows (measured 2025-10-29; recipes at commit 9596d23):
+# benchmarks/70b_fp8_h200_slurm.sh runs vLLM with kv-cache-dtype fp8, max-num-batched-tokens
+# 8192, --gpu-memory-utilization 0.9, --max-num-seqs $CONC, no prefix caching;
+# 70b_fp8_h200_trt_slurm.sh runs TensorRT-LLM with --max_num_tokens 16384 and an FP8 KV
+# cache (and, at 1k x 1k below TP8, batch waiting: batch_wait_timeout_iters 20,
+# batch_wait_max_tokens_ratio 0.9, which cosim does not model).
+
+
+def dense_recipe_overrides(r: pd.Series) -> list[str]:
+    """The benchmark's server flags for a Llama-3.1-70B row `r` (above)."""
+    if r["backend"] == "vllm":
+        return ["model.kv_dtype=fp8", "deployment.scheduler.max_batched_tokens=8192",
+                "deployment.memory.gpu_memory_utilization=0.9",
+                f"deployment.scheduler.max_running_requests={int(r['users'])}"]
+    if r["backend"] == "trtllm":
+        return ["model.kv_dtype=fp8", "deployment.scheduler.max_batched_tokens=16384"]
+    return []
+
+
 def recipe_overrides(r: pd.Series) -> list[str]:
     """The benchmark's server flags for row `r` (RECIPES above)."""
+    if r["model_path"] in DENSE:
+        return dense_recipe_overrides(r)
     if r["backend"] == "sglang":
         mrr = 512 if (r["isl"], r["osl"]) == (1024, 1024) else 256
         return ["deployment.scheduler.max_batched_tokens=32768",
