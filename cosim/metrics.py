@@ -262,6 +262,10 @@ def summarize(ctx: Any, dep: Any, req: pd.DataFrame, it: pd.DataFrame, wall_s: f
         "preemptions": int(req["preemptions"].sum()),
         "kv_admission_stalls": int(sum(getattr(r, "kv_stalls", 0) for inst in dep.instances
                                        for r in getattr(inst, "ranks", ()))),
+        # rank-iterations whose context work TensorRT-LLM-style batch waiting held back
+        "batch_wait_held_iterations": int(sum(getattr(r, "batch_waits", 0)
+                                              for inst in dep.instances
+                                              for r in getattr(inst, "ranks", ()))),
         # iterations whose context requests the attention-DP balance held back
         "adp_balance_held_iterations": int(sum(getattr(inst, "adp_held", 0)
                                                for inst in dep.instances)),

@@ -151,8 +151,20 @@ class SchedulerConfig:
     # every rank decodes. 0: off (the default; TensorRT-LLM's too). docs/serving.md.
     adp_balance_timeout_iters: int = 0
     adp_balance_batching_wait_iters: int = 0
+    # Batch waiting (TensorRT-LLM batch_wait_timeout_iters / batch_wait_max_tokens_ratio;
+    # PyExecutor._waiting_requests, 1.1): in an iteration that has both decode and context
+    # work, the context work waits until the batch's tokens reach batch_wait_max_tokens_ratio x
+    # max_batched_tokens or it has waited batch_wait_timeout_iters such iterations. Only
+    # without attention DP (dp = 1), as in TensorRT-LLM. 0 / 0.0: off (the default).
+    batch_wait_timeout_iters: int = 0
+    batch_wait_max_tokens_ratio: float = 0.0
 
     def validate(self, prefix: str) -> None:
+        require(isinstance(self.batch_wait_timeout_iters, int)
+                and self.batch_wait_timeout_iters >= 0, f"{prefix}.batch_wait_timeout_iters",
+                f"must be an integer >= 0, got {self.batch_wait_timeout_iters!r}")
+        require(0 <= self.batch_wait_max_tokens_ratio <= 1, f"{prefix}.batch_wait_max_tokens_ratio",
+                f"must be in [0, 1], got {self.batch_wait_max_tokens_ratio}")
         for name in ("adp_balance_timeout_iters", "adp_balance_batching_wait_iters"):
             v = getattr(self, name)
             require(isinstance(v, int) and v >= 0, f"{prefix}.{name}",

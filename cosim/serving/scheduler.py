@@ -61,7 +61,8 @@ class Scheduler:
     def __init__(self, iid: int, kv: KVCache, hasher: BlockHasher, state: RequestState, *,
                  token_budget: int, max_running: int, chunked_prefill: bool = True,
                  watermark: float = 0.01, prefill_only: bool = False, policy: str = "mixed",
-                 tokens_per_step: float = 1.0):
+                 tokens_per_step: float = 1.0, batch_wait_iters: int = 0,
+                 batch_wait_ratio: float = 0.0):
         self.iid = iid
         self.kv = kv
         self.B = kv.block_tokens
@@ -84,6 +85,14 @@ class Scheduler:
         # Set by the instance for one plan (attention-DP balance, Instance._adp_gate): run no
         # prefill chunk and admit nothing this iteration.
         self.hold_prefill = False
+        # Batch waiting (TensorRT-LLM; deployment.scheduler.batch_wait_*): context work waits in
+        # iterations that also decode, until the batch would hold batch_wait_ratio x the token
+        # budget or it has waited batch_wait_iters such iterations.
+        self.batch_wait_iters = int(batch_wait_iters)
+        self.batch_wait_tokens = float(batch_wait_ratio) * self.token_budget
+        self.batch_wait = self.batch_wait_iters > 0 or batch_wait_ratio > 0
+        self._bw_count = 0
+        self.batch_waits = 0  # iterations whose context work batch waiting held back
         # Speculative decoding (deployment.speculative): a decode step emits E tokens on
         # average, so a request with R tokens to go decodes in ceil(R / E) steps and its context
         # grows by E per step. kv_rate stays the int 1 without it (today's integer path).
@@ -161,7 +170,10 @@ class Scheduler:
         budget = self.token_budget if pf else self.token_budget - n
         chunks: list[tuple[int, int]] = []
         ctx_end = 0
-        if not self.hold_prefill:
+        hold = self.hold_prefill
+        if self.batch_wait and n and not hold and (self.prefilling or self.waiting):
+            hold = self._batch_wait_holds(n, budget)
+        if not hold:
             ctx_len, computed = st.ctx_len, st.computed
             for rid in self.prefilling:
                 if budget <= 0:
@@ -209,6 +221,26 @@ class Scheduler:
             return n, self.kv_sum(n, s), 0, 0, 0
         p_tok = sum(c for _, c in chunks)
         return n, self.kv_sum(n, s), p_tok, -(-ctx_end // p_req), p_req
+
+    def _batch_wait_holds(self, n: int, budget: int) -> bool:
+        """TensorRT-LLM's _waiting_requests: hold this iteration's context work unless the
+        batch (n decode tokens + the context tokens that fit the budget) reaches the token
+        threshold or the wait has lasted batch_wait_iters iterations."""
+        st = self.state
+        ctx = 0
+        for rid in (*self.prefilling, *self.waiting):
+            rem = st.ctx_len[rid] - st.computed[rid]
+            if ctx + rem > budget:
+                if self.chunked:
+                    ctx = budget
+                break
+            ctx += rem
+        if self._bw_count >= self.batch_wait_iters or n + ctx >= self.batch_wait_tokens:
+            self._bw_count = 0
+            return False
+        self._bw_count += 1
+        self.batch_waits += 1
+        return True
 
     def _admit(self, rid: int, now: float) -> bool:
         """Reserve KV for a waiting request's prompt (after its prefix hit); False if no room."""

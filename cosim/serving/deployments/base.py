@@ -156,12 +156,15 @@ class Deployment:
         hasher = self.hasher(sc.kv_block_tokens)
         sp = getattr(self.ctx.cfg.deployment, "speculative", None)
         e = sp.tokens_per_step if sp is not None else 1.0
+        # TensorRT-LLM waits for batches only without attention DP (PyExecutor._schedule)
+        bw_iters = getattr(sc, "batch_wait_timeout_iters", 0) if dp == 1 else 0
+        bw_ratio = getattr(sc, "batch_wait_max_tokens_ratio", 0.0) if dp == 1 else 0.0
         return [Scheduler(iid, KVCache(plan.kv_blocks_per_rank, sc.kv_block_tokens), hasher,
                           self.ctx.state, token_budget=sc.max_batched_tokens,
                           max_running=sc.max_running_requests,
                           chunked_prefill=sc.chunked_prefill, watermark=sc.watermark,
                           prefill_only=prefill_only, policy=getattr(sc, "policy", "mixed"),
-                          tokens_per_step=e)
+                          tokens_per_step=e, batch_wait_iters=bw_iters, batch_wait_ratio=bw_ratio)
                 for _ in range(dp)]
 
     def make_instance(self, iid: int, role: str, layout: ParallelLayout, scheduler_cfg: Any,
