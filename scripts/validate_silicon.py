@@ -111,8 +111,8 @@ TRTLLM_EP_FORCED_BEFORE = "2025-11-03"
 # benchmarks/70b_fp8_h200_slurm.sh runs vLLM with kv-cache-dtype fp8, max-num-batched-tokens
 # 8192, --gpu-memory-utilization 0.9, --max-num-seqs $CONC, no prefix caching;
 # 70b_fp8_h200_trt_slurm.sh runs TensorRT-LLM with --max_num_tokens 16384 and an FP8 KV
-# cache (and, at 1k x 1k below TP8, batch waiting: batch_wait_timeout_iters 20,
-# batch_wait_max_tokens_ratio 0.9, which cosim does not model).
+# cache, and at 1k x 1k below TP8 with batch waiting (batch_wait_timeout_iters 20,
+# batch_wait_max_tokens_ratio 0.9: deployment.scheduler.batch_wait_*).
 
 
 def dense_recipe_overrides(r: pd.Series) -> list[str]:
@@ -122,7 +122,11 @@ def dense_recipe_overrides(r: pd.Series) -> list[str]:
                 "deployment.memory.gpu_memory_utilization=0.9",
                 f"deployment.scheduler.max_running_requests={int(r['users'])}"]
     if r["backend"] == "trtllm":
-        return ["model.kv_dtype=fp8", "deployment.scheduler.max_batched_tokens=16384"]
+        ov = ["model.kv_dtype=fp8", "deployment.scheduler.max_batched_tokens=16384"]
+        if (int(r["isl"]), int(r["osl"])) == (1024, 1024) and int(r["tp_size"]) < 8:
+            ov += ["deployment.scheduler.batch_wait_timeout_iters=20",
+                   "deployment.scheduler.batch_wait_max_tokens_ratio=0.9"]
+        return ov
     return []
 
 
