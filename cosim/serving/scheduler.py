@@ -43,6 +43,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from heapq import heappop, heappush
+from itertools import chain
 
 from cosim.serving.kv_cache import KVCache
 from cosim.serving.request_state import RequestState
@@ -228,7 +229,7 @@ class Scheduler:
         threshold or the wait has lasted batch_wait_iters iterations."""
         st = self.state
         ctx = 0
-        for rid in (*self.prefilling, *self.waiting):
+        for rid in chain(self.prefilling, self.waiting):  # stops once past the budget
             rem = st.ctx_len[rid] - st.computed[rid]
             if ctx + rem > budget:
                 if self.chunked:
